@@ -1,0 +1,116 @@
+"""One exception tree rooted at :class:`VudoError`; every message says what failed and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class VudoError(Exception):
+    """Base of every error the runtime raises on purpose."""
+
+
+class SpiritLoadError(VudoError):
+    """A module could not be read, compiled, linked or instantiated."""
+
+
+class MissingImportError(SpiritLoadError):
+    """The module imports functions nobody provides; ``missing`` lists them."""
+
+    def __init__(self, spirit: str, missing: Sequence[str], hints: Sequence[str] = ()) -> None:
+        self.spirit = spirit
+        self.missing = list(missing)
+        self.hints = list(hints)
+        lines = [f"Spirit {spirit!r} has {len(self.missing)} unmet import(s):"]
+        lines += [f"  {m}" for m in self.missing]
+        lines += [f"  hint: {h}" for h in self.hints]
+        lines.append("Grant a Loa that provides them (loas=[...]) or register one in the LoaRegistry.")
+        super().__init__("\n".join(lines))
+
+
+class CapabilityError(SpiritLoadError):
+    """An import is provided by a Loa the Spirit was not granted."""
+
+
+class ExportNotFoundError(VudoError, LookupError):
+    """The Spirit has no exported function of that name; the message lists what it has."""
+
+    def __init__(self, spirit: str, name: str, available: Sequence[str]) -> None:
+        self.spirit = spirit
+        self.name = name
+        self.available = list(available)
+        shown = ", ".join(self.available) if self.available else "(none)"
+        super().__init__(
+            f"Spirit {spirit!r} exports no function {name!r}; available functions: {shown}"
+        )
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class ArgumentError(VudoError, TypeError):
+    """Arguments do not match the export's wasm signature (count, type or range)."""
+
+
+class SpiritTrap(VudoError):
+    """The guest trapped (or a host function it called raised; see ``__cause__``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        spirit: str = "",
+        function: str = "",
+        code: str | None = None,
+        backtrace: str = "",
+    ) -> None:
+        self.spirit = spirit
+        self.function = function
+        self.code = code
+        self.backtrace = backtrace
+        self.message = message
+        where = f"{spirit}.{function}" if function else spirit
+        text = f"Spirit call {where} trapped: {message}"
+        if backtrace:
+            text += f"\nwasm backtrace:\n{backtrace}"
+        super().__init__(text)
+
+
+class SpiritTimeout(SpiritTrap, TimeoutError):
+    """The call ran past its ``timeout=`` deadline and was interrupted."""
+
+
+class FuelExhausted(SpiritTrap):
+    """The call used up its ``fuel=`` budget."""
+
+
+class MemoryAccessError(VudoError, IndexError):
+    """An access outside the Spirit's linear memory, or memory could not be provided."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class LayoutError(VudoError, ValueError):
+    """A gene layout or a gene value is malformed."""
+
+
+class DolSyntaxError(VudoError, SyntaxError):
+    """DOL source could not be parsed; carries file, line and column."""
+
+    def __init__(self, message: str, *, file: str = "<dol>", line: int = 0, column: int = 0) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+        super().__init__(f"{file}:{line}:{column}: {message}")
+
+    def __str__(self) -> str:  # SyntaxError's own __str__ drops our location prefix
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class SeanceError(VudoError):
+    """Misuse of a Séance: unknown or duplicate names, use after dismiss."""
+
+
+class PoolTimeout(VudoError, TimeoutError):
+    """No instance became free within the pool's acquire timeout."""
