@@ -1,0 +1,326 @@
+"""The fast call path: wasm exports called through ``wasmtime_func_call_unchecked``.
+
+wasmtime-py's ``Func.__call__`` re-reads the function type and builds value arrays on
+every call. Here each export's signature is resolved once and a small Python function is
+generated for it that range-checks the arguments, stores them into a reused raw-value
+buffer and calls the C API directly (ctypes releases the GIL for the call). The private
+bindings are guarded: without them the generated function calls the public
+``Func.__call__`` instead, with the same checks and the same results.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import wasmtime
+
+try:
+    from wasmtime import _bindings as _b
+
+    _VAL_RAW_SIZE = ctypes.sizeof(_b.wasmtime_val_raw_t)
+    # A function pointer without argtypes: the caller passes pre-built ctypes values,
+    # which skips per-argument conversion (about a quarter of the call's cost).
+    _RAW_CALL: Any = _b.dll._FuncPtr(("wasmtime_func_call_unchecked", _b.dll))
+    _RAW_CALL.restype = ctypes.c_void_p  # wasmtime_error_t*, NULL on success
+    HAVE_UNCHECKED = _VAL_RAW_SIZE == 16
+except (ImportError, AttributeError):  # pragma: no cover - other wasmtime builds
+    HAVE_UNCHECKED = False
+
+I32_MIN, I32_MAX = -(2**31), 2**32 - 1
+I64_MIN, I64_MAX = -(2**63), 2**64 - 1
+
+#: Converter for an argument the fast path did not accept as-is:
+#: ``convert(position, wasm_type, value) -> int | float``; raises on bad input.
+Converter = Callable[[int, str, Any], Any]
+#: Raised by a generated caller when the number of arguments is wrong.
+ArityHandler = Callable[[int], NoReturn]
+
+# struct codes that range-check each raw value (signed; unsigned values are wrapped first)
+_PACK = {"i32": "i", "i64": "q", "f32": "f", "f64": "d"}
+# (view name, slots of that view per raw value) for reading results
+_VIEW = {"i32": ("I32", 4), "i64": ("I64", 2), "f32": ("F32", 4), "f64": ("F64", 2)}
+# The fast acceptance test, per wasm type, for a host function's result ``a``.
+_CHECK = {
+    "i32": "{a}.__class__ is not int or not -2147483648 <= {a} <= 4294967295",
+    "i64": "{a}.__class__ is not int or not -9223372036854775808 <= {a} <= 18446744073709551615",
+    "f32": "{a}.__class__ is not float",
+    "f64": "{a}.__class__ is not float",
+}
+_WRAP = {"i32": (2**31, 2**32), "i64": (2**63, 2**64)}
+
+SUPPORTED = frozenset(_PACK)
+
+
+def type_name(valtype: wasmtime.ValType) -> str:
+    """``"i32"``, ``"i64"``, ``"f32"``, ``"f64"``, ``"v128"``, ``"funcref"`` ..."""
+    return str(valtype)
+
+
+def _raise_failure(error: int | None, trap: int | None) -> NoReturn:
+    """Turn the C call's error or trap pointer into wasmtime's own exception objects."""
+    if trap:
+        ptr = ctypes.cast(trap, ctypes.POINTER(_b.wasm_trap_t))
+        raise wasmtime.Trap._from_ptr(ptr)
+    ptr_e = ctypes.cast(error, ctypes.POINTER(_b.wasmtime_error_t))
+    raise wasmtime.WasmtimeError._from_ptr(ptr_e)
+
+
+def _normalizer(
+    params: Sequence[str], convert: Converter, arity: ArityHandler
+) -> Callable[[tuple[Any, ...]], list[Any]]:
+    """Validate and convert all arguments: the slow path, where the clear errors are made."""
+
+    def normalize(args: tuple[Any, ...]) -> list[Any]:
+        if len(args) != len(params):
+            arity(len(args))
+        out = []
+        for i, (ty, value) in enumerate(zip(params, args, strict=True)):
+            v = convert(i, ty, value)
+            if ty in _WRAP and v >= _WRAP[ty][0]:
+                v -= _WRAP[ty][1]  # unsigned spelling of a negative value
+            out.append(v)
+        return out
+
+    return normalize
+
+
+def build_caller(
+    store: wasmtime.Store,
+    func: wasmtime.Func,
+    params: Sequence[str],
+    results: Sequence[str],
+    convert: Converter,
+    arity: ArityHandler,
+    *,
+    unchecked: bool = True,
+) -> Callable[..., Any]:
+    """A function ``f(*args)`` calling ``func`` with checked, converted arguments.
+
+    Traps surface as ``wasmtime.Trap`` and engine errors as ``wasmtime.WasmtimeError``;
+    the caller maps them. The result is ``None``, one value or a tuple.
+    """
+    if not set(params) | set(results) <= SUPPORTED:
+        raise ValueError("only i32, i64, f32 and f64 parameters and results are supported")
+    ns: dict[str, Any] = {"normalize": _normalizer(params, convert, arity)}
+    if unchecked and HAVE_UNCHECKED:
+        slots = max(len(params), len(results), 1)
+        buf = ctypes.create_string_buffer(slots * _VAL_RAW_SIZE)
+        trap = ctypes.c_void_p()
+        # One struct packs every argument into its 16-byte slot, range-checking it in C.
+        fmt = "<" + "".join(_PACK[p] + ("12x" if _PACK[p] in "if" else "8x") for p in params)
+        ns.update(
+            PACK=struct.Struct(fmt).pack_into,
+            I32=(ctypes.c_int32 * (4 * slots)).from_buffer(buf),
+            I64=(ctypes.c_int64 * (2 * slots)).from_buffer(buf),
+            F32=(ctypes.c_float * (4 * slots)).from_buffer(buf),
+            F64=(ctypes.c_double * (2 * slots)).from_buffer(buf),
+            RAW=_RAW_CALL,
+            CTX=ctypes.c_void_p(ctypes.cast(store._context(), ctypes.c_void_p).value),
+            FUNC=ctypes.c_void_p(ctypes.addressof(func._func)),
+            BUF=buf,
+            BUFADDR=ctypes.c_void_p(ctypes.addressof(buf)),
+            N=ctypes.c_size_t(slots),
+            TRAP=trap,
+            TRAPP=ctypes.c_void_p(ctypes.addressof(trap)),
+            fail=_raise_failure,
+            _keep=(func, store),  # the raw pointers above live as long as these
+        )
+        lines = ["def call(*args):"]
+        if params:
+            lines += [
+                "    try:",
+                "        PACK(BUF, 0, *args)",
+                "    except Exception:",
+                "        PACK(BUF, 0, *normalize(args))",
+            ]
+        else:
+            lines += ["    if args: normalize(args)"]
+        lines += [
+            "    err = RAW(CTX, FUNC, BUFADDR, N, TRAPP)",
+            "    if err or TRAP.value:",
+            "        t = TRAP.value; TRAP.value = None; fail(err, t)",
+        ]
+        outs = [f"{_VIEW[ty][0]}[{i * _VIEW[ty][1]}]" for i, ty in enumerate(results)]
+    else:
+        ns.update(FUNC=func, STORE=store)
+        lines = ["def call(*args):", "    r = FUNC(STORE, *normalize(args))"]
+        outs = ["r"] if len(results) == 1 else [f"r[{i}]" for i in range(len(results))]
+    if not results:
+        lines.append("    return None")
+    elif len(results) == 1:
+        lines.append(f"    return {outs[0]}")
+    else:
+        lines.append(f"    return ({', '.join(outs)},)")
+    exec(compile("\n".join(lines), f"<vudo call {len(params)}->{len(results)}>", "exec"), ns)
+    fn: Callable[..., Any] = ns["call"]
+    return fn
+
+
+# ---- host functions (wasm -> Python) -------------------------------------------------------
+
+#: ``resolve(context_address) -> callable`` finds the per-instance host callable;
+#: ``on_error(context_address, exc) -> str`` records the exception and returns a trap message.
+Resolver = Callable[[int], Callable[..., Any]]
+ErrorHook = Callable[[int, BaseException], str]
+
+if HAVE_UNCHECKED:
+    _HOST_CB: Any = ctypes.CFUNCTYPE(
+        ctypes.c_size_t,  # wasm_trap_t* or 0
+        ctypes.c_void_p,  # env
+        ctypes.c_void_p,  # wasmtime_caller_t*
+        ctypes.POINTER(ctypes.c_int64),  # wasmtime_val_raw_t*, 16 bytes each
+        ctypes.c_size_t,
+    )
+    _CALLER_CONTEXT: Any = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(
+        ctypes.cast(_b._wasmtime_caller_context, ctypes.c_void_p).value
+    )
+    _NO_FINALIZER = ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+    HAVE_UNCHECKED_HOST = hasattr(_b, "wasmtime_linker_define_func_unchecked")
+else:  # pragma: no cover
+    HAVE_UNCHECKED_HOST = False
+
+
+def new_trap(message: str) -> int:
+    """A fresh ``wasm_trap_t*`` (as an address) carrying ``message``, owned by the engine."""
+    raw = message.encode("utf-8", "replace")
+    return ctypes.cast(_b.wasmtime_trap_new(raw, len(raw)), ctypes.c_void_p).value or 0
+
+
+_keepalive: list[Any] = []  # trampolines live as long as the process: linkers may outlive us
+
+
+def define_host_func(
+    linker: wasmtime.Linker,
+    module: str,
+    name: str,
+    params: Sequence[str],
+    results: Sequence[str],
+    resolve: Resolver,
+    on_error: ErrorHook,
+    convert: Converter,
+    *,
+    unchecked: bool = True,
+) -> None:
+    """Define ``module.name`` in ``linker`` as a host function dispatched per instance.
+
+    The callable is found per call from the caller's store context, so one linker (and one
+    InstancePre) serves every instance. Results are range-checked like call arguments.
+    """
+    if not set(params) | set(results) <= SUPPORTED:
+        raise ValueError("only i32, i64, f32 and f64 host function values are supported")
+    ftype = wasmtime.FuncType(
+        [_VALTYPES[p]() for p in params], [_VALTYPES[r]() for r in results]
+    )
+    fast = unchecked and HAVE_UNCHECKED_HOST
+    ns: dict[str, Any] = {
+        "resolve": resolve,
+        "on_error": on_error,
+        "convert": convert,
+        "CTXOF": _CALLER_CONTEXT if fast else _public_context,
+        "CAST": ctypes.cast,
+        "PF64": ctypes.POINTER(ctypes.c_double),
+        "PF32": ctypes.POINTER(ctypes.c_float),
+    }
+    if fast:
+        decoded = []
+        for i, ty in enumerate(params):
+            if ty == "i64":
+                decoded.append(f"args[{2 * i}]")
+            elif ty == "i32":
+                decoded.append(f"((args[{2 * i}] & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000")
+            elif ty == "f64":
+                decoded.append(f"CAST(args, PF64)[{2 * i}]")
+            else:
+                decoded.append(f"CAST(args, PF32)[{4 * i}]")
+        lines = [
+            "def tramp(env, caller, args, nargs):",
+            "    try:",
+            f"        r = resolve(CTXOF(caller))({', '.join(decoded)})",
+        ]
+        lines += _result_lines(results, fast=True)
+        lines += [
+            "        return 0",
+            "    except BaseException as e:",
+            "        return new_trap(on_error(CTXOF(caller), e))",
+        ]
+        ns["new_trap"] = new_trap
+    else:
+        names = [f"a{i}" for i in range(len(params))]
+        lines = [
+            f"def tramp(caller, {''.join(n + ', ' for n in names)}):",
+            "    try:",
+            f"        r = resolve(CTXOF(caller))({', '.join(names)})",
+        ]
+        lines += _result_lines(results, fast=False)
+        lines += [
+            "    except BaseException as e:",
+            "        raise wasmtime.Trap(on_error(CTXOF(caller), e)) from None",
+        ]
+        ns["wasmtime"] = wasmtime
+    exec(compile("\n".join(lines), f"<vudo host {module}.{name}>", "exec"), ns)
+    tramp = ns["tramp"]
+    if not fast:
+        linker.define_func(module, name, ftype, tramp, access_caller=True)
+        return
+    callback = _HOST_CB(tramp)
+    _keepalive.append(callback)
+    m, n = module.encode(), name.encode()
+    err = _b.wasmtime_linker_define_func_unchecked(
+        linker.ptr(),
+        m,
+        len(m),
+        n,
+        len(n),
+        ftype.ptr(),
+        ctypes.cast(callback, _b.wasmtime_func_unchecked_callback_t),
+        None,
+        _NO_FINALIZER,
+    )
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
+
+
+def _result_lines(results: Sequence[str], *, fast: bool) -> list[str]:
+    """Code that checks the host function's return value ``r`` and stores it."""
+    if not results:
+        return []
+    lines = []
+    outs = ["r"] if len(results) == 1 else [f"r{i}" for i in range(len(results))]
+    if len(results) > 1:
+        lines.append(f"        {', '.join(outs)} = r")
+    for i, (o, ty) in enumerate(zip(outs, results, strict=True)):
+        lines.append(f"        if {_CHECK[ty].format(a=o)}: {o} = convert({i}, {ty!r}, {o})")
+        if fast:
+            if ty in ("i32", "i64"):
+                lines.append(f"        args[{2 * i}] = {o}")
+            elif ty == "f64":
+                lines.append(f"        CAST(args, PF64)[{2 * i}] = {o}")
+            else:
+                lines.append(f"        CAST(args, PF32)[{4 * i}] = {o}")
+        elif ty == "i32":
+            lines.append(f"        if {o} > 2147483647: {o} -= 4294967296")
+        elif ty == "i64":
+            lines.append(f"        if {o} > 9223372036854775807: {o} -= 18446744073709551616")
+    if not fast:
+        lines.append(f"        return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ',)'}")
+    return lines
+
+
+def _public_context(caller: wasmtime.Caller) -> int:
+    return ctypes.cast(caller._context(), ctypes.c_void_p).value or 0
+
+
+def store_address(store: wasmtime.Store) -> int:
+    """The store's context address: the key host calls use to find their instance."""
+    return ctypes.cast(store._context(), ctypes.c_void_p).value or 0
+
+
+_VALTYPES: dict[str, Callable[[], wasmtime.ValType]] = {
+    "i32": wasmtime.ValType.i32,
+    "i64": wasmtime.ValType.i64,
+    "f32": wasmtime.ValType.f32,
+    "f64": wasmtime.ValType.f64,
+}

@@ -1,0 +1,166 @@
+"""Compile once: an in-process and an on-disk cache of compiled modules.
+
+Deserializing a compiled module is loading trusted native code, so the disk cache
+lives in a directory private to the user (0700, owned by them), entries are written
+atomically and carry a SHA-256 of their payload: a corrupt, truncated or foreign entry
+is recompiled and replaced, never handed to the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import wasmtime
+
+from vudo_runtime.engine import EngineSettings, get_engine
+from vudo_runtime.errors import SpiritLoadError
+
+CacheOption = bool | str | os.PathLike[str]
+
+_MAGIC = b"VUDO-CWASM-1\n"
+_DIGEST = 32
+
+_modules: dict[tuple[EngineSettings, bytes], wasmtime.Module] = {}
+_modules_lock = threading.Lock()
+
+
+class CacheWarning(RuntimeWarning):
+    """The compiled-module cache could not be used; compilation goes on uncached."""
+
+
+def default_cache_dir() -> Path:
+    """``$VUDO_CACHE_DIR``, else ``$XDG_CACHE_HOME/vudo``, else ``~/.cache/vudo``."""
+    if env := os.environ.get("VUDO_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vudo"
+
+
+def resolve_cache_dir(cache: CacheOption) -> Path | None:
+    """The directory ``cache=`` names (None: no disk cache)."""
+    if cache is False:
+        return None
+    if cache is True:
+        return default_cache_dir()
+    return Path(cache)
+
+
+def _private_dir(path: Path) -> Path | None:
+    """Create ``path`` 0700, or refuse it (with a warning) if others could write there."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.stat()
+    except OSError as exc:
+        warnings.warn(
+            f"vudo cache directory {path} is unusable ({exc}); compiling without the cache. "
+            "Set VUDO_CACHE_DIR to a writable directory or pass cache=False.",
+            CacheWarning,
+            stacklevel=4,
+        )
+        return None
+    getuid = getattr(os, "getuid", None)
+    foreign = getuid is not None and st.st_uid != getuid()
+    if foreign or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        why = "is owned by another user" if foreign else "is writable by group or others"
+        warnings.warn(
+            f"vudo cache directory {path} {why}; refusing to load compiled code from it and "
+            f"compiling without the cache. Fix with `chmod 700 {path}` (as its owner) or "
+            "point VUDO_CACHE_DIR at a private directory.",
+            CacheWarning,
+            stacklevel=4,
+        )
+        return None
+    return path
+
+
+def wasm_digest(wasm: bytes) -> bytes:
+    return hashlib.sha256(wasm).digest()
+
+
+def entry_path(directory: Path, digest: bytes, settings: EngineSettings) -> Path:
+    """Cache file for a module: keyed by its bytes, the wasmtime version and the settings."""
+    key = hashlib.sha256(digest + settings.key.encode()).hexdigest()
+    return directory / f"{key}.cwasm"
+
+
+def _read_entry(path: Path, engine: wasmtime.Engine) -> wasmtime.Module | None:
+    """The cached module, or None when the entry is missing, foreign or damaged."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            getuid = getattr(os, "getuid", None)
+            if getuid is not None and st.st_uid != getuid():
+                return None
+            blob = f.read()
+    except OSError:
+        return None
+    header = len(_MAGIC) + _DIGEST
+    if len(blob) <= header or not blob.startswith(_MAGIC):
+        return None
+    payload = memoryview(blob)[header:]
+    if hashlib.sha256(payload).digest() != blob[len(_MAGIC) : header]:
+        return None
+    try:
+        return wasmtime.Module.deserialize(engine, payload.tobytes())
+    except wasmtime.WasmtimeError:  # e.g. written by an incompatible engine build
+        return None
+
+
+def _write_entry(path: Path, module: wasmtime.Module) -> None:
+    payload = bytes(module.serialize())
+    blob = _MAGIC + hashlib.sha256(payload).digest() + payload
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        warnings.warn(
+            f"could not write vudo cache entry {path}: {exc}", CacheWarning, stacklevel=4
+        )
+
+
+def compile_module(
+    wasm: bytes, settings: EngineSettings, *, cache: CacheOption = True, source: str = "<bytes>"
+) -> wasmtime.Module:
+    """The compiled module for ``wasm``: from memory, from the disk cache, or compiled now."""
+    digest = wasm_digest(wasm)
+    key = (settings, digest)
+    module = _modules.get(key)
+    if module is not None:
+        return module
+    engine = get_engine(settings)
+    directory = resolve_cache_dir(cache)
+    path = None
+    if directory is not None and (private := _private_dir(directory)) is not None:
+        path = entry_path(private, digest, settings)
+        module = _read_entry(path, engine)
+    if module is None:
+        try:
+            module = wasmtime.Module(engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
+            raise SpiritLoadError(
+                f"{source} is not a valid WebAssembly module: {first}. "
+                "Rebuild it with a wasm toolchain (or check that the file is complete)."
+            ) from exc
+        if path is not None:
+            _write_entry(path, module)
+    with _modules_lock:
+        return _modules.setdefault(key, module)
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-process cache (the disk cache is untouched)."""
+    with _modules_lock:
+        _modules.clear()

@@ -1,0 +1,97 @@
+"""The shared wasmtime engines (Cranelift, epoch interruption) and the epoch ticker.
+
+Every engine call of the runtime goes through this module, :mod:`vudo_runtime.cache`
+and :mod:`vudo_runtime._native`, so another engine could be added there alone.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from importlib import metadata
+
+import attrs
+import wasmtime
+
+#: Epoch ticker period: the granularity of ``timeout=`` deadlines.
+TICK_SECONDS = 0.005
+#: A deadline that is never reached (ticks after the current epoch).
+NO_DEADLINE = 1 << 62
+
+try:
+    WASMTIME_VERSION = metadata.version("wasmtime")
+except metadata.PackageNotFoundError:  # pragma: no cover - vendored copies
+    WASMTIME_VERSION = "unknown"
+
+
+@attrs.frozen
+class EngineSettings:
+    """What an engine is configured with; modules compiled under one fit only that one."""
+
+    fuel: bool = False
+    opt_level: str = "speed"
+
+    @property
+    def key(self) -> str:
+        """A stable string naming these settings, for cache keys."""
+        return f"wasmtime-{WASMTIME_VERSION};epoch;fuel={int(self.fuel)};opt={self.opt_level}"
+
+
+_engines: dict[EngineSettings, wasmtime.Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(settings: EngineSettings = EngineSettings()) -> wasmtime.Engine:
+    """The process-wide engine for ``settings`` (fuel metering needs its own engine)."""
+    engine = _engines.get(settings)
+    if engine is None:
+        with _engines_lock:
+            engine = _engines.get(settings)
+            if engine is None:
+                config = wasmtime.Config()
+                config.strategy = "cranelift"
+                config.cranelift_opt_level = settings.opt_level
+                config.epoch_interruption = True
+                config.consume_fuel = settings.fuel
+                engine = wasmtime.Engine(config)
+                _engines[settings] = engine
+    return engine
+
+
+class _Ticker:
+    """One daemon thread that advances every engine's epoch each ``TICK_SECONDS``."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="vudo-epoch-ticker", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    @staticmethod
+    def _run() -> None:
+        while True:
+            time.sleep(TICK_SECONDS)
+            for engine in list(_engines.values()):
+                engine.increment_epoch()
+
+
+_ticker = _Ticker()
+
+
+def deadline_ticks(timeout: float) -> int:
+    """Epoch ticks for ``timeout`` seconds, starting the ticker if it is not running."""
+    if timeout == math.inf:
+        return NO_DEADLINE
+    if not timeout > 0:  # also rejects NaN
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    _ticker.ensure_running()
+    # +1: the current tick may be about to end, so never cut a call short.
+    return math.ceil(timeout / TICK_SECONDS) + 1

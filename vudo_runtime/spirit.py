@@ -1,0 +1,664 @@
+"""Spirit: one loaded, instantiated WebAssembly module, called from sync or async code."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import numbers
+import operator
+import os
+import threading
+from time import perf_counter
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+
+import attrs
+import wasmtime
+
+from vudo_runtime import _native
+from vudo_runtime.cache import CacheOption, compile_module
+from vudo_runtime.engine import NO_DEADLINE, EngineSettings, deadline_ticks
+from vudo_runtime.errors import (
+    ArgumentError,
+    ExportNotFoundError,
+    FuelExhausted,
+    SpiritLoadError,
+    SpiritTimeout,
+    SpiritTrap,
+    VudoError,
+)
+
+if TYPE_CHECKING:
+    from vudo_runtime.loa import HostBindings, LoaGrant, LoaRegistry
+    from vudo_runtime.memory import MemoryManager
+
+Source = str | bytes | bytearray | memoryview | os.PathLike[str]
+CallMode = Literal["auto", "inline", "thread"]
+T = TypeVar("T")
+
+#: In ``mode="auto"``, a function whose calls take longer than this moves to worker threads.
+THREAD_THRESHOLD = 0.002
+
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _worker_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for long calls; wasm releases the GIL, so these run truly in parallel."""
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                workers = max(4, 2 * (os.cpu_count() or 1))
+                _executor = concurrent.futures.ThreadPoolExecutor(workers, "vudo-call")
+    return _executor
+
+
+@attrs.frozen
+class Signature:
+    """An export's wasm parameter and result types, as strings like ``"i64"``."""
+
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"({', '.join(self.params)}) -> ({', '.join(self.results)})"
+
+
+def read_source(source: Source, name: str | None) -> tuple[bytes, str, str]:
+    """``(wasm bytes, spirit name, label for messages)``; WAT text is compiled to wasm."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        data, label, stem = bytes(source), "<bytes>", "spirit"
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise SpiritLoadError(f"Spirit file not found: {path}") from None
+        except OSError as exc:
+            raise SpiritLoadError(f"cannot read Spirit file {path}: {exc.strerror}") from exc
+        label, stem = str(path), path.stem
+    else:
+        raise TypeError(f"source must be a path or bytes, not {type(source).__name__}")
+    if not data:
+        raise SpiritLoadError(f"{label} is empty: expected a WebAssembly module")
+    if not data.startswith(b"\0asm"):
+        text = _as_wat(data)
+        if text is None:
+            raise SpiritLoadError(
+                f"{label} is not WebAssembly: it starts with {data[:8]!r}, not the wasm magic "
+                "b'\\x00asm' (and is not WAT text either)"
+            )
+        try:
+            data = wasmtime.wat2wasm(text)
+        except wasmtime.WasmtimeError as exc:
+            raise SpiritLoadError(f"{label} is WAT text that does not compile: {exc}") from exc
+    return data, name or stem, label
+
+
+def _as_wat(data: bytes) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    stripped = text.lstrip()
+    return text if stripped.startswith(("(", ";;")) else None
+
+
+@attrs.define(eq=False)
+class _Export:
+    """One exported function: its signature, its fast caller, and how async calls run it."""
+
+    name: str
+    signature: Signature
+    invoke: Callable[..., Any]
+    mode: CallMode = "auto"
+    slow: bool = False  # learned: recent calls ran longer than THREAD_THRESHOLD
+
+
+class Spirit:
+    """A loaded Spirit. Create with :func:`load_spirit`, ``Spirit.load`` or ``Spirit.load_sync``.
+
+    A Store is used by one thread at a time: calls on one Spirit are serialised, and calls on
+    different Spirits run in parallel. After a trap the instance stays usable; the guest's
+    memory and globals keep whatever the trapped call had written before it trapped.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        module: wasmtime.Module,
+        store: wasmtime.Store,
+        instance: wasmtime.Instance,
+        bindings: HostBindings | None = None,
+        timeout: float | None = None,
+        fuel: int | None = None,
+        mode: CallMode = "auto",
+        unchecked: bool = True,
+    ) -> None:
+        self.name = name
+        self.module = module
+        self._store = store
+        self._instance = instance
+        self._bindings = bindings
+        self.timeout = timeout
+        self.fuel = fuel
+        self.mode: CallMode = mode
+        self._lock = threading.RLock()
+        self._closed = False
+        self._exports: dict[str, str] = {}
+        self._funcs: dict[str, _Export] = {}
+        self.memory: MemoryManager | None = None
+        # Spirits importing async host functions must run off the event loop thread.
+        self._needs_thread = bindings is not None and bindings.has_async
+        # No per-call deadline, fuel or thread routing: the shortest path applies.
+        self._plain = timeout is None and fuel is None and not self._needs_thread
+        raw_memory = None
+        for export_name, item in instance.exports(store).items():
+            if isinstance(item, wasmtime.Func):
+                ftype = item.type(store)
+                sig = Signature(
+                    tuple(map(_native.type_name, ftype.params)),
+                    tuple(map(_native.type_name, ftype.results)),
+                )
+                self._exports[export_name] = "func"
+                self._funcs[export_name] = _Export(
+                    export_name,
+                    sig,
+                    self._make_invoke(export_name, item, sig, unchecked),
+                    mode="thread" if self._needs_thread else mode,
+                )
+            elif isinstance(item, wasmtime.Memory):
+                self._exports[export_name] = "memory"
+                if export_name == "memory" or raw_memory is None:
+                    raw_memory = item
+            elif isinstance(item, wasmtime.Global):
+                self._exports[export_name] = "global"
+            else:
+                self._exports[export_name] = "table"
+        if fuel is not None:
+            store.set_fuel(fuel)
+        if raw_memory is not None:
+            self.memory = self._make_memory(raw_memory)
+        if bindings is not None:
+            bindings.attach(self)
+
+    # ---- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def load_sync(
+        cls,
+        source: Source,
+        *,
+        name: str | None = None,
+        loas: LoaGrant = None,
+        cache: CacheOption = True,
+        timeout: float | None = None,
+        fuel: int | None = None,
+        max_memory: int | None = None,
+        mode: CallMode = "auto",
+        stdout: Any = None,
+        on_effect: Callable[..., Any] | None = None,
+        seance: Any = None,
+        registry: LoaRegistry | None = None,
+        unchecked: bool = True,
+    ) -> Spirit:
+        """Load and instantiate a Spirit without an event loop (see :func:`load_spirit`)."""
+        from vudo_runtime.loa import link
+
+        if fuel is not None and (not isinstance(fuel, int) or fuel < 0):
+            raise ValueError(f"fuel must be a non-negative int, got {fuel!r}")
+        if timeout is not None:
+            deadline_ticks(timeout)  # validates early
+        wasm, spirit_name, label = read_source(source, name)
+        settings = EngineSettings(fuel=fuel is not None)
+        module = compile_module(wasm, settings, cache=cache, source=label)
+        pre, bindings = link(
+            module,
+            settings,
+            spirit_name,
+            loas,
+            registry=registry,
+            unchecked=unchecked,
+            stdout=stdout,
+            on_effect=on_effect,
+            seance=seance,
+        )
+        return cls.instantiate(
+            module,
+            pre,
+            bindings,
+            settings=settings,
+            name=spirit_name,
+            timeout=timeout,
+            fuel=fuel,
+            max_memory=max_memory,
+            mode=mode,
+            unchecked=unchecked,
+        )
+
+    @classmethod
+    def instantiate(
+        cls,
+        module: wasmtime.Module,
+        pre: wasmtime.InstancePre,
+        bindings: HostBindings | None,
+        *,
+        settings: EngineSettings,
+        name: str,
+        timeout: float | None = None,
+        fuel: int | None = None,
+        max_memory: int | None = None,
+        mode: CallMode = "auto",
+        unchecked: bool = True,
+    ) -> Spirit:
+        """A fresh instance of an already linked module, in a Store of its own."""
+        from vudo_runtime.engine import get_engine
+
+        store = wasmtime.Store(get_engine(settings))
+        store.set_epoch_deadline(NO_DEADLINE)
+        if max_memory is not None:
+            store.set_limits(memory_size=max_memory)
+        if fuel is not None:
+            store.set_fuel(fuel)
+        if bindings is not None:
+            bindings.bind_store(store)
+        try:
+            instance = pre.instantiate(store)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            cause = bindings.take_error() if bindings is not None else None
+            if bindings is not None:
+                bindings.detach()
+            what = exc.message if isinstance(exc, wasmtime.Trap) else str(exc)
+            raise SpiritLoadError(
+                f"Spirit {name!r} could not be instantiated: {what.strip()}"
+            ) from (cause or exc)
+        return cls(
+            name=name,
+            module=module,
+            store=store,
+            instance=instance,
+            bindings=bindings,
+            timeout=timeout,
+            fuel=fuel,
+            mode=mode,
+            unchecked=unchecked,
+        )
+
+    @classmethod
+    async def load(cls, source: Source, **options: Any) -> Spirit:
+        """Load a Spirit; compilation (when not cached) runs on a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_worker_pool(), lambda: cls.load_sync(source, **options))
+
+    # ---- introspection -------------------------------------------------------------------
+
+    @property
+    def exports(self) -> dict[str, str]:
+        """Every export name mapped to its kind: ``func``, ``memory``, ``global``, ``table``."""
+        return dict(self._exports)
+
+    def list_functions(self) -> list[str]:
+        return list(self._funcs)
+
+    def has_function(self, fn: str) -> bool:
+        return fn in self._funcs
+
+    def signature(self, fn: str) -> Signature:
+        return self._export(fn).signature
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _export(self, fn: str) -> _Export:
+        try:
+            return self._funcs[fn]
+        except KeyError:
+            if self._closed:
+                raise VudoError(f"Spirit {self.name!r} is closed; load it again") from None
+            raise ExportNotFoundError(self.name, fn, list(self._funcs)) from None
+
+    # ---- calls -----------------------------------------------------------------------------
+
+    def call_sync(self, fn: str, *args: Any, timeout: float | None = None) -> Any:
+        """Call export ``fn`` on this thread; blocks until it returns."""
+        try:
+            export = self._funcs[fn]
+        except KeyError:
+            export = self._export(fn)
+        lock = self._lock
+        if self._plain and timeout is None and lock.acquire(False):
+            try:
+                return export.invoke(*args)
+            except (wasmtime.Trap, wasmtime.WasmtimeError, TypeError) as exc:
+                raise self._call_error(export, args, exc, None) from self._host_cause(exc)
+            finally:
+                lock.release()
+        if self._needs_thread and _in_event_loop():
+            raise VudoError(
+                f"Spirit {self.name!r} imports async host functions; call it with "
+                "`await spirit.call(...)`, not call_sync, from inside an event loop"
+            )
+        with lock:
+            return self._run(export, args, timeout)
+
+    async def call(
+        self, fn: str, *args: Any, timeout: float | None = None, mode: CallMode | None = None
+    ) -> Any:
+        """Call export ``fn``. Short calls run inline; long ones on a worker thread.
+
+        The event loop is never blocked by a call known to be long: in ``auto`` mode a
+        function moves to worker threads as soon as one call took longer than
+        THREAD_THRESHOLD (and back when its calls get short). ``mode="thread"`` never runs
+        on the loop thread; ``mode="inline"`` always does.
+        """
+        try:
+            export = self._funcs[fn]
+        except KeyError:
+            export = self._export(fn)
+        lock = self._lock
+        if mode is None and export.mode == "auto" and not export.slow and lock.acquire(False):
+            # The common case: a short call, run right here with its duration watched.
+            start = perf_counter()
+            try:
+                return self._run(export, args, timeout)
+            finally:
+                lock.release()
+                export.slow = perf_counter() - start > THREAD_THRESHOLD
+        how = mode or export.mode
+        if how == "inline" and not self._needs_thread and lock.acquire(False):
+            try:
+                return self._run(export, args, timeout)
+            finally:
+                lock.release()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _worker_pool(), self._run_threaded, export, args, timeout, loop
+        )
+
+    def _run_threaded(
+        self,
+        export: _Export,
+        args: tuple[Any, ...],
+        timeout: float | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Any:
+        with self._lock:
+            if self._bindings is not None:
+                self._bindings.loop = loop
+            start = perf_counter()
+            try:
+                return self._run(export, args, timeout)
+            finally:
+                export.slow = perf_counter() - start > THREAD_THRESHOLD / 2
+
+    def _run(self, export: _Export, args: tuple[Any, ...], timeout: float | None) -> Any:
+        """One call with the lock held: deadline, fuel, error mapping."""
+        if self._plain and timeout is None:
+            try:
+                return export.invoke(*args)
+            except (wasmtime.Trap, wasmtime.WasmtimeError, TypeError) as exc:
+                raise self._call_error(export, args, exc, None) from self._host_cause(exc)
+        limit = self.timeout if timeout is None else timeout
+        if limit is not None:
+            self._store.set_epoch_deadline(deadline_ticks(limit))
+        if self.fuel is not None:
+            self._store.set_fuel(self.fuel)
+        try:
+            return export.invoke(*args)
+        except (wasmtime.Trap, wasmtime.WasmtimeError, TypeError) as exc:
+            raise self._call_error(export, args, exc, limit) from self._host_cause(exc)
+        finally:
+            if limit is not None:
+                self._store.set_epoch_deadline(NO_DEADLINE)
+
+    def _call_error(
+        self, export: _Export, args: tuple[Any, ...], exc: Exception, limit: float | None
+    ) -> Exception:
+        """Map what a failed call raised to the runtime's own errors."""
+        if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
+            return self._trap_error(export.name, exc, limit)
+        if len(args) != len(export.signature.params):
+            return ArgumentError(
+                f"Spirit {self.name!r} function {export.name!r} takes "
+                f"{len(export.signature.params)} argument(s) {export.signature}, got {len(args)}"
+            )
+        return exc
+
+    def _host_cause(self, exc: Exception) -> BaseException | None:
+        if self._bindings is not None:
+            cause = self._bindings.take_error()
+            if cause is not None:
+                return cause
+        return None if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError | TypeError) else exc
+
+    def _trap_error(
+        self, fn: str, exc: wasmtime.Trap | wasmtime.WasmtimeError, limit: float | None
+    ) -> SpiritTrap:
+        if isinstance(exc, wasmtime.WasmtimeError) and not isinstance(exc, wasmtime.Trap):
+            return SpiritTrap(str(exc).strip(), spirit=self.name, function=fn)
+        code = exc.trap_code
+        frames = "\n".join(
+            f"  {i}: {f.func_name or f'func[{f.func_index}]'} @ 0x{f.module_offset:x}"
+            for i, f in enumerate(exc.frames)
+        )
+        message = _trap_message(exc)
+        if self._bindings is not None and (guest := self._bindings.take_message()):
+            message = guest
+        kw: dict[str, Any] = {"spirit": self.name, "function": fn, "backtrace": frames}
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return SpiritTimeout(
+                f"timed out after {limit}s (epoch deadline); raise timeout= if the work is "
+                "legitimately long",
+                code="interrupt",
+                **kw,
+            )
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return FuelExhausted(
+                f"ran out of fuel (budget {self.fuel} per call); raise fuel= to allow more work",
+                code="out_of_fuel",
+                **kw,
+            )
+        return SpiritTrap(message, code=code.name.lower() if code else None, **kw)
+
+    def _convert(self, fn: str) -> _native.Converter:
+        """The slow-path argument converter for ``fn``: the clear errors live here."""
+
+        def convert(pos: int, ty: str, value: Any) -> Any:
+            where = f"Spirit {self.name!r} function {fn!r} argument {pos + 1} ({ty})"
+            if ty in ("i32", "i64"):
+                if isinstance(value, str | bytes) and ty == "i32":
+                    return self._guest_string(value, where)
+                if isinstance(value, float) or not hasattr(value, "__index__"):
+                    raise ArgumentError(
+                        f"{where} expects an int, got {type(value).__name__} {value!r}"
+                    )
+                v = operator.index(value)
+                lo, hi = (
+                    (_native.I32_MIN, _native.I32_MAX)
+                    if ty == "i32"
+                    else (_native.I64_MIN, _native.I64_MAX)
+                )
+                if not lo <= v <= hi:
+                    raise ArgumentError(f"{where}: {v} is out of range; {ty} accepts {lo}..{hi}")
+                return v
+            if isinstance(value, numbers.Real) and not isinstance(value, str):
+                try:
+                    return float(value)
+                except OverflowError:
+                    raise ArgumentError(f"{where}: {value} is too large for {ty}") from None
+            raise ArgumentError(f"{where} expects a float, got {type(value).__name__} {value!r}")
+
+        return convert
+
+    def _guest_string(self, value: str | bytes, where: str) -> int:
+        """A str argument becomes a fresh DOL length-prefixed string in guest memory."""
+        if self.memory is None:
+            raise ArgumentError(
+                f"{where}: cannot pass {type(value).__name__}; the Spirit exports no memory"
+            )
+        if isinstance(value, str):
+            return self.memory.write_string(value)
+        return self.memory.write_bytes_prefixed(value)
+
+    def _make_invoke(
+        self, name: str, func: wasmtime.Func, sig: Signature, unchecked: bool
+    ) -> Callable[..., Any]:
+        if set(sig.params) | set(sig.results) <= _native.SUPPORTED:
+            def arity(given: int) -> NoReturn:
+                raise ArgumentError(
+                    f"Spirit {self.name!r} function {name!r} takes {len(sig.params)} "
+                    f"argument(s) {sig}, got {given}"
+                )
+
+            return _native.build_caller(
+                self._store,
+                func,
+                sig.params,
+                sig.results,
+                self._convert(name),
+                arity,
+                unchecked=unchecked,
+            )
+
+        def unsupported(*args: Any) -> Any:
+            raise ArgumentError(
+                f"Spirit {self.name!r} function {name!r} has signature {sig}; only i32, i64, "
+                "f32 and f64 values can cross the host boundary"
+            )
+
+        return unsupported
+
+    def _make_memory(self, raw: wasmtime.Memory) -> MemoryManager:
+        from vudo_runtime.memory import MemoryManager
+
+        alloc, free = self._guest_allocator()
+        return MemoryManager(self._store, raw, guest_alloc=alloc, guest_free=free, spirit=self.name)
+
+    def _guest_allocator(
+        self,
+    ) -> tuple[Callable[[int, int], int] | None, Callable[[int, int, int], None] | None]:
+        """Adapt an exported allocator (``alloc``, ``malloc``, ``__wbindgen_malloc``), if any."""
+        alloc_fn: Callable[[int, int], int] | None = None
+        free_fn: Callable[[int, int, int], None] | None = None
+        for cand in ("alloc", "malloc", "__wbindgen_malloc"):
+            e = self._funcs.get(cand)
+            if e is None or e.signature.results != ("i32",) or len(e.signature.params) > 2:
+                continue
+            inv = e.invoke
+            alloc_fn = (
+                (lambda size, align, inv=inv: inv(size, align))
+                if len(e.signature.params) == 2
+                else (lambda size, align, inv=inv: inv(size))
+            )
+            break
+        for cand in ("free", "__wbindgen_free", "dealloc"):
+            e = self._funcs.get(cand)
+            if alloc_fn is None or e is None or e.signature.results:
+                continue
+            inv, n = e.invoke, len(e.signature.params)
+            if 1 <= n <= 3:
+                free_fn = lambda ptr, size, align, inv=inv, n=n: inv(*(ptr, size, align)[:n])  # noqa: E731
+                break
+        return alloc_fn, free_fn
+
+    # ---- facades and lifetime ------------------------------------------------------------
+
+    def as_(self, facade: type[T]) -> T:
+        """A typed facade: a generated stub class, or any Protocol of async methods.
+
+        For a Protocol each public method name is an export name; ``Gene__method`` stands
+        for the export ``Gene.method``.
+        """
+        if getattr(facade, "__vudo_facade__", False):
+            return facade(self)  # type: ignore[call-arg]
+        names = [n for n in dir(facade) if not n.startswith("_") and callable(getattr(facade, n))]
+        target = {n: (n if n in self._funcs else n.replace("__", ".", 1)) for n in names}
+        missing = [n for n, t in target.items() if t not in self._funcs]
+        if missing:
+            raise ExportNotFoundError(self.name, ", ".join(missing), list(self._funcs))
+        return _ProtocolFacade(self, target, facade.__name__)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Release the instance; later calls raise a clear error."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._funcs.clear()
+            if self._bindings is not None:
+                self._bindings.detach()
+            self.memory = None
+
+    def __enter__(self) -> Spirit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Spirit:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._funcs)} functions"
+        return f"<Spirit {self.name!r} {state}>"
+
+
+class _ProtocolFacade:
+    """Async methods forwarding to exports, built for ``Spirit.as_(SomeProtocol)``."""
+
+    def __init__(self, spirit: Spirit, target: Mapping[str, str], facade_name: str) -> None:
+        self._spirit = spirit
+        self._facade_name = facade_name
+        for attr, export in target.items():
+            setattr(self, attr, self._method(export))
+
+    def _method(self, export: str) -> Callable[..., Any]:
+        spirit = self._spirit
+
+        async def method(*args: Any, timeout: float | None = None) -> Any:
+            return await spirit.call(export, *args, timeout=timeout)
+
+        method.__name__ = export
+        return method
+
+    def __repr__(self) -> str:
+        return f"<{self._facade_name} facade of {self._spirit!r}>"
+
+
+def _trap_message(exc: wasmtime.Trap) -> str:
+    """The trap's reason without wasmtime's backtrace (which SpiritTrap carries apart)."""
+    lines = [ln.strip() for ln in exc.message.strip().splitlines() if ln.strip()]
+    if "Caused by:" in lines:
+        lines = lines[lines.index("Caused by:") + 1 :]
+    reason = lines[-1] if lines else "trap"
+    return reason.removeprefix("wasm trap: ")
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def load_spirit(source: Source, **options: Any) -> Spirit:
+    """Load a Spirit from a path, bytes (wasm or WAT) or PathLike.
+
+    Options: ``name``, ``loas`` (a LoaRegistry, or Loa names / Loa objects to grant; default
+    ``core``), ``cache`` (True, False or a directory), ``timeout`` (seconds per call), ``fuel``
+    (budget per call), ``max_memory`` (bytes), ``mode`` (``auto``/``inline``/``thread``),
+    ``stdout`` (file or callable for vudo_print), ``on_effect`` (callback for effects).
+    """
+    return await Spirit.load(source, **options)
+
+
+def spirits_in(items: Iterable[Spirit]) -> list[str]:
+    return [s.name for s in items]
