@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import numbers
 import operator
+import re
 import os
 import threading
 from time import perf_counter
@@ -637,7 +638,7 @@ def _trap_message(exc: wasmtime.Trap) -> str:
     lines = [ln.strip() for ln in exc.message.strip().splitlines() if ln.strip()]
     if "Caused by:" in lines:
         lines = lines[lines.index("Caused by:") + 1 :]
-    reason = lines[-1] if lines else "trap"
+    reason = re.sub(r"^\d+:\s*", "", lines[-1]) if lines else "trap"
     return reason.removeprefix("wasm trap: ")
 
 
