@@ -11,6 +11,7 @@ bindings are guarded: without them the generated function calls the public
 from __future__ import annotations
 
 import ctypes
+import functools
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -87,6 +88,57 @@ def _normalizer(
     return normalize
 
 
+_factories: dict[tuple[tuple[str, ...], tuple[str, ...], bool], Callable[..., Any]] = {}
+
+
+def _caller_factory(
+    params: tuple[str, ...], results: tuple[str, ...], fast: bool
+) -> Callable[..., Any]:
+    """Source for one signature shape, compiled once; instances only bind their values."""
+    key = (params, results, fast)
+    factory = _factories.get(key)
+    if factory is not None:
+        return factory
+    views = "".join(f", V{i}" for i in range(len(results)))
+    lines = [f"def make(normalize, PACK, RAW, CTX, FUNC, BUF, BUFADDR, N, TRAP, TRAPP, fail{views}):"]
+    lines.append("  def call(*args):")
+    if fast:
+        if params:
+            lines += [
+                "    try:",
+                "        PACK(BUF, 0, *args)",
+                "    except Exception:",
+                "        PACK(BUF, 0, *normalize(args))",
+            ]
+        else:
+            lines.append("    if args: normalize(args)")
+        lines += [
+            "    err = RAW(CTX, FUNC, BUFADDR, N, TRAPP)",
+            "    if err or TRAP.value:",
+            "        t = TRAP.value; TRAP.value = None; fail(err, t)",
+        ]
+        # V0, V1 ... are typed views over the buffer, one per result
+        outs = [f"V{i}[{i * _VIEW[ty][1]}]" for i, ty in enumerate(results)]
+    else:  # FUNC is the wasmtime.Func, CTX the Store
+        lines.append("    r = FUNC(CTX, *normalize(args))")
+        outs = ["r"] if len(results) == 1 else [f"r[{i}]" for i in range(len(results))]
+    if not results:
+        lines.append("    return None")
+    elif len(results) == 1:
+        lines.append(f"    return {outs[0]}")
+    else:
+        lines.append(f"    return ({', '.join(outs)},)")
+    lines.append("  return call")
+    ns: dict[str, Any] = {}
+    exec(compile("\n".join(lines), f"<vudo call {params}->{results}>", "exec"), ns)
+    factory = _factories[key] = ns["make"]
+    return factory
+
+
+_VIEW_TYPES = {"I32": ctypes.c_int32, "I64": ctypes.c_int64, "F32": ctypes.c_float,
+               "F64": ctypes.c_double}  # fmt: skip
+
+
 def build_caller(
     store: wasmtime.Store,
     func: wasmtime.Func,
@@ -102,61 +154,59 @@ def build_caller(
     Traps surface as ``wasmtime.Trap`` and engine errors as ``wasmtime.WasmtimeError``;
     the caller maps them. The result is ``None``, one value or a tuple.
     """
+    params, results = tuple(params), tuple(results)
     if not set(params) | set(results) <= SUPPORTED:
         raise ValueError("only i32, i64, f32 and f64 parameters and results are supported")
-    ns: dict[str, Any] = {"normalize": _normalizer(params, convert, arity)}
-    if unchecked and HAVE_UNCHECKED:
-        slots = max(len(params), len(results), 1)
-        buf = ctypes.create_string_buffer(slots * _VAL_RAW_SIZE)
-        trap = ctypes.c_void_p()
-        # One struct packs every argument into its 16-byte slot, range-checking it in C.
-        fmt = "<" + "".join(_PACK[p] + ("12x" if _PACK[p] in "if" else "8x") for p in params)
-        ns.update(
-            PACK=struct.Struct(fmt).pack_into,
-            I32=(ctypes.c_int32 * (4 * slots)).from_buffer(buf),
-            I64=(ctypes.c_int64 * (2 * slots)).from_buffer(buf),
-            F32=(ctypes.c_float * (4 * slots)).from_buffer(buf),
-            F64=(ctypes.c_double * (2 * slots)).from_buffer(buf),
-            RAW=_RAW_CALL,
-            CTX=ctypes.c_void_p(ctypes.cast(store._context(), ctypes.c_void_p).value),
-            FUNC=ctypes.c_void_p(ctypes.addressof(func._func)),
-            BUF=buf,
-            BUFADDR=ctypes.c_void_p(ctypes.addressof(buf)),
-            N=ctypes.c_size_t(slots),
-            TRAP=trap,
-            TRAPP=ctypes.c_void_p(ctypes.addressof(trap)),
-            fail=_raise_failure,
-            _keep=(func, store),  # the raw pointers above live as long as these
-        )
-        lines = ["def call(*args):"]
-        if params:
-            lines += [
-                "    try:",
-                "        PACK(BUF, 0, *args)",
-                "    except Exception:",
-                "        PACK(BUF, 0, *normalize(args))",
-            ]
-        else:
-            lines += ["    if args: normalize(args)"]
-        lines += [
-            "    err = RAW(CTX, FUNC, BUFADDR, N, TRAPP)",
-            "    if err or TRAP.value:",
-            "        t = TRAP.value; TRAP.value = None; fail(err, t)",
-        ]
-        outs = [f"{_VIEW[ty][0]}[{i * _VIEW[ty][1]}]" for i, ty in enumerate(results)]
-    else:
-        ns.update(FUNC=func, STORE=store)
-        lines = ["def call(*args):", "    r = FUNC(STORE, *normalize(args))"]
-        outs = ["r"] if len(results) == 1 else [f"r[{i}]" for i in range(len(results))]
-    if not results:
-        lines.append("    return None")
-    elif len(results) == 1:
-        lines.append(f"    return {outs[0]}")
-    else:
-        lines.append(f"    return ({', '.join(outs)},)")
-    exec(compile("\n".join(lines), f"<vudo call {len(params)}->{len(results)}>", "exec"), ns)
-    fn: Callable[..., Any] = ns["call"]
-    return fn
+    normalize = _normalizer(params, convert, arity)
+    fast = unchecked and HAVE_UNCHECKED
+    make = _caller_factory(params, results, fast)
+    if not fast:
+        nothing = (None,) * (5 + len(results))
+        return make(normalize, None, None, store, func, *nothing, None)  # type: ignore[no-any-return]
+    slots = max(len(params), len(results), 1)
+    buf = ctypes.create_string_buffer(slots * _VAL_RAW_SIZE)
+    trap = ctypes.c_void_p()
+    views = tuple(
+        (_VIEW_TYPES[_VIEW[ty][0]] * (_VIEW[ty][1] * slots)).from_buffer(buf) for ty in results
+    )
+    call = make(
+        normalize,
+        _packer(params),
+        _RAW_CALL,
+        ctypes.c_void_p(ctypes.cast(store._context(), ctypes.c_void_p).value),
+        ctypes.c_void_p(ctypes.addressof(func._func)),
+        buf,
+        ctypes.c_void_p(ctypes.addressof(buf)),
+        ctypes.c_size_t(slots),
+        trap,
+        ctypes.c_void_p(ctypes.addressof(trap)),
+        _raise_failure,
+        *views,
+    )
+    call.__vudo_keep__ = (func, store)  # the raw pointers above live as long as these
+    return call  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _packer(params: tuple[str, ...]) -> Callable[..., None]:
+    """One struct packs every argument into its 16-byte slot, range-checking it in C."""
+    fmt = "<" + "".join(_PACK[p] + ("12x" if _PACK[p] in "if" else "8x") for p in params)
+    return struct.Struct(fmt).pack_into
+
+
+def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
+    """One export of ``instance`` by name (None if absent), without wrapping all of them."""
+    if not HAVE_UNCHECKED:
+        return instance.exports(store).get(name)
+    from wasmtime._extern import wrap_extern
+
+    raw = name.encode()
+    item = _b.wasmtime_extern_t()
+    if not _b.wasmtime_instance_export_get(
+        store._context(), ctypes.byref(instance._instance), raw, len(raw), ctypes.byref(item)
+    ):
+        return None
+    return wrap_extern(item)
 
 
 # ---- host functions (wasm -> Python) -------------------------------------------------------

@@ -107,6 +107,48 @@ def _as_wat(data: bytes) -> str | None:
     return text if stripped.startswith(("(", ";;")) else None
 
 
+@attrs.frozen
+class ModuleInfo:
+    """What a compiled module exports, read once per module."""
+
+    exports: dict[str, str]
+    signatures: dict[str, Signature]
+    memory: str | None
+
+    @classmethod
+    def of(cls, module: wasmtime.Module) -> ModuleInfo:
+        exports: dict[str, str] = {}
+        signatures: dict[str, Signature] = {}
+        memory = None
+        for e in module.exports:
+            ty = e.type
+            if isinstance(ty, wasmtime.FuncType):
+                exports[e.name] = "func"
+                signatures[e.name] = Signature(
+                    tuple(map(_native.type_name, ty.params)),
+                    tuple(map(_native.type_name, ty.results)),
+                )
+            elif isinstance(ty, wasmtime.MemoryType):
+                exports[e.name] = "memory"
+                if memory is None or e.name == "memory":
+                    memory = e.name
+            elif isinstance(ty, wasmtime.GlobalType):
+                exports[e.name] = "global"
+            else:
+                exports[e.name] = "table"
+        return cls(exports, signatures, memory)
+
+
+_infos: dict[wasmtime.Module, ModuleInfo] = {}
+
+
+def module_info(module: wasmtime.Module) -> ModuleInfo:
+    info = _infos.get(module)
+    if info is None:
+        info = _infos[module] = ModuleInfo.of(module)
+    return info
+
+
 @attrs.define(eq=False)
 class _Export:
     """One exported function: its signature, its fast caller, and how async calls run it."""
@@ -149,40 +191,15 @@ class Spirit:
         self.mode: CallMode = mode
         self._lock = threading.RLock()
         self._closed = False
-        self._exports: dict[str, str] = {}
+        self._info = module_info(module)
+        self._unchecked = unchecked
+        # Exports and memory are bound on first use: a fresh instance costs microseconds.
         self._funcs: dict[str, _Export] = {}
-        self.memory: MemoryManager | None = None
+        self._memory: MemoryManager | None = None
         # Spirits importing async host functions must run off the event loop thread.
         self._needs_thread = bindings is not None and bindings.has_async
         # No per-call deadline, fuel or thread routing: the shortest path applies.
         self._plain = timeout is None and fuel is None and not self._needs_thread
-        raw_memory = None
-        for export_name, item in instance.exports(store).items():
-            if isinstance(item, wasmtime.Func):
-                ftype = item.type(store)
-                sig = Signature(
-                    tuple(map(_native.type_name, ftype.params)),
-                    tuple(map(_native.type_name, ftype.results)),
-                )
-                self._exports[export_name] = "func"
-                self._funcs[export_name] = _Export(
-                    export_name,
-                    sig,
-                    self._make_invoke(export_name, item, sig, unchecked),
-                    mode="thread" if self._needs_thread else mode,
-                )
-            elif isinstance(item, wasmtime.Memory):
-                self._exports[export_name] = "memory"
-                if export_name == "memory" or raw_memory is None:
-                    raw_memory = item
-            elif isinstance(item, wasmtime.Global):
-                self._exports[export_name] = "global"
-            else:
-                self._exports[export_name] = "table"
-        if fuel is not None:
-            store.set_fuel(fuel)
-        if raw_memory is not None:
-            self.memory = self._make_memory(raw_memory)
         if bindings is not None:
             bindings.attach(self)
 
@@ -299,28 +316,52 @@ class Spirit:
     @property
     def exports(self) -> dict[str, str]:
         """Every export name mapped to its kind: ``func``, ``memory``, ``global``, ``table``."""
-        return dict(self._exports)
+        return dict(self._info.exports)
 
     def list_functions(self) -> list[str]:
-        return list(self._funcs)
+        return list(self._info.signatures)
 
     def has_function(self, fn: str) -> bool:
-        return fn in self._funcs
+        return fn in self._info.signatures
 
     def signature(self, fn: str) -> Signature:
-        return self._export(fn).signature
+        sig = self._info.signatures.get(fn)
+        if sig is None:
+            raise ExportNotFoundError(self.name, fn, self.list_functions())
+        return sig
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def memory(self) -> MemoryManager | None:
+        """The MemoryManager of the exported memory (None when the Spirit exports none)."""
+        memory = self._memory
+        if memory is None and self._info.memory is not None and not self._closed:
+            raw = _native.get_export(self._store, self._instance, self._info.memory)
+            memory = self._memory = self._make_memory(raw)
+        return memory
+
     def _export(self, fn: str) -> _Export:
-        try:
-            return self._funcs[fn]
-        except KeyError:
-            if self._closed:
-                raise VudoError(f"Spirit {self.name!r} is closed; load it again") from None
-            raise ExportNotFoundError(self.name, fn, list(self._funcs)) from None
+        """The bound export ``fn``, building its fast caller on first use."""
+        export = self._funcs.get(fn)
+        if export is not None:
+            return export
+        if self._closed:
+            raise VudoError(f"Spirit {self.name!r} is closed; load it again")
+        sig = self._info.signatures.get(fn)
+        if sig is None:
+            raise ExportNotFoundError(self.name, fn, self.list_functions())
+        func = _native.get_export(self._store, self._instance, fn)
+        export = _Export(
+            fn,
+            sig,
+            self._make_invoke(fn, func, sig, self._unchecked),
+            mode="thread" if self._needs_thread else self.mode,
+        )
+        self._funcs[fn] = export
+        return export
 
     # ---- calls -----------------------------------------------------------------------------
 
@@ -545,10 +586,11 @@ class Spirit:
         """Adapt an exported allocator (``alloc``, ``malloc``, ``__wbindgen_malloc``), if any."""
         alloc_fn: Callable[[int, int], int] | None = None
         free_fn: Callable[[int, int, int], None] | None = None
+        sigs = self._info.signatures
         for cand in ("alloc", "malloc", "__wbindgen_malloc"):
-            e = self._funcs.get(cand)
-            if e is None or e.signature.results != ("i32",) or len(e.signature.params) > 2:
+            if cand not in sigs or sigs[cand].results != ("i32",) or len(sigs[cand].params) > 2:
                 continue
+            e = self._export(cand)
             inv = e.invoke
             alloc_fn = (
                 (lambda size, align, inv=inv: inv(size, align))
@@ -557,9 +599,9 @@ class Spirit:
             )
             break
         for cand in ("free", "__wbindgen_free", "dealloc"):
-            e = self._funcs.get(cand)
-            if alloc_fn is None or e is None or e.signature.results:
+            if alloc_fn is None or cand not in sigs or sigs[cand].results:
                 continue
+            e = self._export(cand)
             inv, n = e.invoke, len(e.signature.params)
             if 1 <= n <= 3:
                 free_fn = lambda ptr, size, align, inv=inv, n=n: inv(*(ptr, size, align)[:n])  # noqa: E731
@@ -577,10 +619,11 @@ class Spirit:
         if getattr(facade, "__vudo_facade__", False):
             return facade(self)  # type: ignore[call-arg]
         names = [n for n in dir(facade) if not n.startswith("_") and callable(getattr(facade, n))]
-        target = {n: (n if n in self._funcs else n.replace("__", ".", 1)) for n in names}
-        missing = [n for n, t in target.items() if t not in self._funcs]
+        sigs = self._info.signatures
+        target = {n: (n if n in sigs else n.replace("__", ".", 1)) for n in names}
+        missing = [n for n, t in target.items() if t not in sigs]
         if missing:
-            raise ExportNotFoundError(self.name, ", ".join(missing), list(self._funcs))
+            raise ExportNotFoundError(self.name, ", ".join(missing), self.list_functions())
         return _ProtocolFacade(self, target, facade.__name__)  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -592,7 +635,7 @@ class Spirit:
             self._funcs.clear()
             if self._bindings is not None:
                 self._bindings.detach()
-            self.memory = None
+            self._memory = None
 
     def __enter__(self) -> Spirit:
         return self
@@ -607,7 +650,7 @@ class Spirit:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._funcs)} functions"
+        state = "closed" if self._closed else f"{len(self._info.signatures)} functions"
         return f"<Spirit {self.name!r} {state}>"
 
 
