@@ -31,11 +31,16 @@ class EngineSettings:
 
     fuel: bool = False
     opt_level: str = "speed"
+    #: wasmtime's pooling allocator: pre-reserved instance slots (used by InstancePool).
+    pooling: bool = False
 
     @property
     def key(self) -> str:
         """A stable string naming these settings, for cache keys."""
-        return f"wasmtime-{WASMTIME_VERSION};epoch;fuel={int(self.fuel)};opt={self.opt_level}"
+        return (
+            f"wasmtime-{WASMTIME_VERSION};epoch;fuel={int(self.fuel)};opt={self.opt_level}"
+            f";pooling={int(self.pooling and HAVE_POOLING)}"
+        )
 
 
 _engines: dict[EngineSettings, wasmtime.Engine] = {}
@@ -54,9 +59,36 @@ def get_engine(settings: EngineSettings = EngineSettings()) -> wasmtime.Engine:
                 config.cranelift_opt_level = settings.opt_level
                 config.epoch_interruption = True
                 config.consume_fuel = settings.fuel
+                if settings.pooling and HAVE_POOLING:
+                    _enable_pooling(config)
                 engine = wasmtime.Engine(config)
                 _engines[settings] = engine
     return engine
+
+
+#: Slots of the pooling allocator, shared by every pooled instance of the process.
+POOL_INSTANCES = 1000
+POOL_MAX_MEMORY = 256 << 20  # bytes per linear memory slot (DOL Spirits use <= 16 MiB)
+
+try:
+    from wasmtime import _bindings as _b
+
+    HAVE_POOLING = hasattr(_b, "wasmtime_pooling_allocation_strategy_set")
+except ImportError:  # pragma: no cover
+    HAVE_POOLING = False
+
+
+def _enable_pooling(config: wasmtime.Config) -> None:
+    """Switch ``config`` to the pooling allocator (copy-on-write memory images stay on)."""
+    pooling = _b.wasmtime_pooling_allocation_config_new()
+    try:
+        _b.wasmtime_pooling_allocation_config_total_core_instances_set(pooling, POOL_INSTANCES)
+        _b.wasmtime_pooling_allocation_config_total_memories_set(pooling, POOL_INSTANCES)
+        _b.wasmtime_pooling_allocation_config_total_tables_set(pooling, POOL_INSTANCES)
+        _b.wasmtime_pooling_allocation_config_max_memory_size_set(pooling, POOL_MAX_MEMORY)
+        _b.wasmtime_pooling_allocation_strategy_set(config.ptr(), pooling)
+    finally:
+        _b.wasmtime_pooling_allocation_config_delete(pooling)
 
 
 class _Ticker:

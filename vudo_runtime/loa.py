@@ -11,6 +11,7 @@ import asyncio
 import functools
 import inspect
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -176,7 +177,9 @@ def _blocking(fn: Callable[..., Any], ctx: HostContext) -> Callable[..., Any]:
     @functools.wraps(fn)
     def run(*args: Any) -> Any:
         loop = ctx.bindings.loop
-        if loop is None:
+        # The loop of an earlier `await spirit.call` may be closed or stopped by now:
+        # scheduling on it would fail, or wait forever for a loop that no longer runs.
+        if loop is None or loop.is_closed() or not loop.is_running():
             raise VudoError(
                 f"async host function {fn.__name__} needs an event loop: call the Spirit with "
                 "`await spirit.call(...)` (it then runs on a worker thread)"
@@ -218,7 +221,9 @@ class Loa:
     name: str = attrs.field()
     version: str = "1.0.0"
     capabilities: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    provides: Callable[[HostContext], Mapping[str, Any]] = attrs.field(eq=False)
+    # Part of equality: linked modules are cached per granted Loas, so two Loas that differ
+    # only in their functions must not share a link.
+    provides: Callable[[HostContext], Mapping[str, Any]] = attrs.field()
 
     @name.validator
     def _check_name(self, _: attrs.Attribute[str], value: str) -> None:
@@ -388,18 +393,20 @@ class LinkPlan:
         self.settings = settings
         self.imports = tuple(imports)
         self.has_async = any(i.variant.is_async for i in imports)
-        self._slots = {(i.module, i.name): n for n, i in enumerate(self.imports)}
+        # store context address -> that instance's bindings, one map per plan so that two
+        # modules linked into one store (a Ghost) each find their own instance; weak, so a
+        # Spirit dropped without close() is freed
+        self.instances: weakref.WeakValueDictionary[int, HostBindings] = (
+            weakref.WeakValueDictionary()
+        )
 
     def bindings(self, name: str, **options: Any) -> HostBindings:
         return HostBindings(self, name, **options)
 
 
-_instances: dict[int, HostBindings] = {}  # store context address -> its bindings
-
-
-def _resolve(slot: int) -> _native.Resolver:
+def _resolve(instances: Mapping[int, HostBindings], slot: int) -> _native.Resolver:
     def resolve(ctx_addr: int) -> Callable[..., Any]:
-        bindings = _instances.get(ctx_addr)
+        bindings = instances.get(ctx_addr)
         if bindings is None:
             raise VudoError("host function called from an instance the runtime does not know")
         fn = bindings.table[slot]
@@ -408,15 +415,18 @@ def _resolve(slot: int) -> _native.Resolver:
     return resolve
 
 
-def _on_error(ctx_addr: int, exc: BaseException) -> str:
-    bindings = _instances.get(ctx_addr)
-    if bindings is not None:
-        bindings.error = exc
-    if isinstance(exc, GuestPanic):
+def _error_hook(instances: Mapping[int, HostBindings]) -> _native.ErrorHook:
+    def on_error(ctx_addr: int, exc: BaseException) -> str:
+        bindings = instances.get(ctx_addr)
         if bindings is not None:
-            bindings.message = str(exc)
-        return str(exc)
-    return f"host function raised {type(exc).__name__}: {exc}"
+            bindings.error = exc
+            if isinstance(exc, GuestPanic):
+                bindings.message = str(exc)
+        if isinstance(exc, GuestPanic):
+            return str(exc)
+        return f"host function raised {type(exc).__name__}: {exc}"
+
+    return on_error
 
 
 def _convert_result(pos: int, ty: str, value: Any) -> Any:
@@ -465,14 +475,14 @@ class HostBindings:
     def bind_store(self, store: wasmtime.Store) -> None:
         """Register before instantiation, so a start function's host calls find us."""
         self._address = _native.store_address(store)
-        _instances[self._address] = self
+        self.plan.instances[self._address] = self
 
     def attach(self, spirit: Spirit) -> None:
         self.spirit = spirit
 
     def detach(self) -> None:
-        if _instances.get(self._address) is self:
-            del _instances[self._address]
+        if self.plan.instances.get(self._address) is self:
+            del self.plan.instances[self._address]
         self.spirit = None
 
     def build(self, slot: int) -> Callable[..., Any]:
@@ -489,7 +499,8 @@ class HostBindings:
         raise VudoError(f"Loa {imp.loa.name!r} no longer provides {imp.name}{imp.signature}")
 
     def take_error(self) -> BaseException | None:
-        error, self.error = self.error, None
+        """The pending host exception; its guest message (if still unread) goes with it."""
+        error, self.error, self.message = self.error, None, None
         return error
 
     def take_message(self) -> str | None:
@@ -581,6 +592,7 @@ def plan_link(
         raise MissingImportError(spirit, missing, hints)
     plan = LinkPlan(module, settings, imports)
     linker = wasmtime.Linker(get_engine(settings))
+    on_error = _error_hook(plan.instances)
     for slot, imp in enumerate(plan.imports):
         _native.define_host_func(
             linker,
@@ -588,8 +600,8 @@ def plan_link(
             imp.name,
             imp.signature.params,
             imp.signature.results,
-            _resolve(slot),
-            _on_error,
+            _resolve(plan.instances, slot),
+            on_error,
             _convert_result,
             unchecked=unchecked,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import numbers
 import operator
 import re
 import os
@@ -180,16 +179,18 @@ class Spirit:
         fuel: int | None = None,
         mode: CallMode = "auto",
         unchecked: bool = True,
+        lock: Any = None,
     ) -> None:
         self.name = name
         self.module = module
         self._store = store
         self._instance = instance
         self._bindings = bindings
-        self.timeout = timeout
-        self.fuel = fuel
+        self.timeout: float | None = None
+        self.fuel: int | None = None
         self.mode: CallMode = mode
-        self._lock = threading.RLock()
+        # Spirits sharing a Store (a Ghost) share its lock: one thread in a Store at a time.
+        self._lock = lock if lock is not None else threading.RLock()
         self._closed = False
         self._info = module_info(module)
         self._unchecked = unchecked
@@ -198,10 +199,19 @@ class Spirit:
         self._memory: MemoryManager | None = None
         # Spirits importing async host functions must run off the event loop thread.
         self._needs_thread = bindings is not None and bindings.has_async
-        # No per-call deadline, fuel or thread routing: the shortest path applies.
-        self._plain = timeout is None and fuel is None and not self._needs_thread
+        self.configure(timeout=timeout, fuel=fuel, mode=mode)
         if bindings is not None:
             bindings.attach(self)
+
+    def configure(
+        self, *, timeout: float | None = None, fuel: int | None = None, mode: CallMode = "auto"
+    ) -> None:
+        """Set the default per-call ``timeout``, ``fuel`` budget and call ``mode``."""
+        self.timeout, self.fuel, self.mode = timeout, fuel, mode
+        for export in self._funcs.values():
+            export.mode = "thread" if self._needs_thread else mode
+        # No per-call deadline, fuel or thread routing: the shortest path applies.
+        self._plain = timeout is None and fuel is None and not self._needs_thread
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -224,13 +234,29 @@ class Spirit:
         unchecked: bool = True,
     ) -> Spirit:
         """Load and instantiate a Spirit without an event loop (see :func:`load_spirit`)."""
-        from vudo_runtime.loa import link
+        from vudo_runtime.loa import link, resolve_grant
 
         if fuel is not None and (not isinstance(fuel, int) or fuel < 0):
             raise ValueError(f"fuel must be a non-negative int, got {fuel!r}")
         if timeout is not None:
             deadline_ticks(timeout)  # validates early
         wasm, spirit_name, label = read_source(source, name)
+        from vudo_runtime.pool import draw
+
+        grant, _ = resolve_grant(loas, registry)
+        pooled = draw(
+            wasm,
+            fuel,
+            max_memory,
+            [loa.name for loa in grant],
+            name=spirit_name,
+            stdout=stdout,
+            on_effect=on_effect,
+            seance=seance,
+        )
+        if pooled is not None:
+            pooled.configure(timeout=timeout, fuel=fuel, mode=mode)
+            return pooled
         settings = EngineSettings(fuel=fuel is not None)
         module = compile_module(wasm, settings, cache=cache, source=label)
         pre, bindings = link(
@@ -527,11 +553,14 @@ class Spirit:
                 if not lo <= v <= hi:
                     raise ArgumentError(f"{where}: {v} is out of range; {ty} accepts {lo}..{hi}")
                 return v
-            if isinstance(value, numbers.Real) and not isinstance(value, str):
+            # What float() takes by protocol (as the fast path's struct packing does).
+            if hasattr(type(value), "__float__") or hasattr(type(value), "__index__"):
                 try:
                     return float(value)
                 except OverflowError:
                     raise ArgumentError(f"{where}: {value} is too large for {ty}") from None
+                except ValueError as exc:  # e.g. Decimal("sNaN")
+                    raise ArgumentError(f"{where}: {value!r} is not a float: {exc}") from None
             raise ArgumentError(f"{where} expects a float, got {type(value).__name__} {value!r}")
 
         return convert

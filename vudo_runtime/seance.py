@@ -1,0 +1,304 @@
+"""Séance: a session of several Spirits, their lifetimes and their messages; Ghost.
+
+``async with Seance() as s`` dismisses every Spirit on exit, even on error. Each summoned
+Spirit is granted ``core``, ``messaging`` and ``state`` by default, so Spirits of one
+Séance can message each other and share a key-value store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal
+
+import attrs
+import wasmtime
+
+from vudo_runtime.cache import CacheOption, compile_module
+from vudo_runtime.engine import EngineSettings
+from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTrap
+from vudo_runtime.loa import LoaGrant, LoaRegistry, default_registry, plan_link, resolve_grant
+from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
+from vudo_runtime.loas.state import SharedState
+from vudo_runtime.spirit import CallMode, Source, Spirit, _worker_pool, read_source
+
+#: Granted to summoned Spirits when ``loas=`` is not given.
+SEANCE_GRANT = ("core", "messaging", "state")
+
+Restart = Literal["never", "on-trap"]
+
+
+@attrs.frozen
+class Ghost:
+    """A composition of Spirits summoned as one unit.
+
+    ``parts`` are summoned in order, each as ``"<ghost>.<part>"``; ``links[part]`` maps an
+    import module name of that part to an earlier part whose exports meet those imports.
+    Linked parts share one Store, so their calls to each other cross no Python.
+    """
+
+    parts: Mapping[str, Source]
+    links: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
+    entry: str | None = None
+
+    @property
+    def entry_part(self) -> str:
+        return self.entry or list(self.parts)[-1]
+
+
+@attrs.define
+class _Member:
+    spirit: Spirit
+    source: Source
+    options: dict[str, Any]
+    restart: Restart
+
+
+class Seance:
+    """A session of Spirits. Use ``async with Seance() as s``."""
+
+    def __init__(
+        self, registry: LoaRegistry | None = None, *, queue_limit: int = DEFAULT_QUEUE_LIMIT
+    ) -> None:
+        self.registry = registry or default_registry()
+        self.bus = MessageBus(queue_limit)
+        self.state = SharedState()
+        #: Spirits whose last call trapped or timed out, with the error.
+        self.failures: dict[str, SpiritTrap] = {}
+        self._members: dict[str, _Member] = {}
+        self._dismissed = False
+
+    # ---- lifetime --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Seance:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.dismiss()
+
+    def _check_open(self) -> None:
+        if self._dismissed:
+            raise SeanceError("this Séance was dismissed; start a new one")
+
+    async def summon(
+        self,
+        name: str,
+        source: Source | Ghost,
+        *,
+        loas: LoaGrant = None,
+        links: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        fuel: int | None = None,
+        max_memory: int | None = None,
+        mode: CallMode = "auto",
+        stdout: Any = None,
+        on_effect: Callable[..., Any] | None = None,
+        restart: Restart = "never",
+        cache: CacheOption = True,
+    ) -> Spirit:
+        """Load ``source`` as member ``name``; ``links`` meets import modules with members."""
+        self._check_open()
+        if not isinstance(name, str) or not name:
+            raise SeanceError(f"a Spirit needs a non-empty name, got {name!r}")
+        if isinstance(source, Ghost):
+            return await self._summon_ghost(name, source, loas=loas, stdout=stdout)
+        if name in self._members:
+            raise SeanceError(f"a Spirit named {name!r} is already summoned; release it first")
+        if restart not in ("never", "on-trap"):
+            raise ValueError(f"restart must be 'never' or 'on-trap', got {restart!r}")
+        options: dict[str, Any] = {
+            "loas": SEANCE_GRANT if loas is None else loas,
+            "links": dict(links or {}),
+            "timeout": timeout,
+            "fuel": fuel,
+            "max_memory": max_memory,
+            "mode": mode,
+            "stdout": stdout,
+            "on_effect": on_effect,
+            "cache": cache,
+        }
+        spirit = await self._load(name, source, options)
+        if name in self._members or self._dismissed:  # lost a race with another summon
+            spirit.close()
+            self._check_open()
+            raise SeanceError(f"a Spirit named {name!r} is already summoned; release it first")
+        self._members[name] = _Member(spirit, source, options, restart)
+        self.bus.join(name)
+        return spirit
+
+    async def _load(self, name: str, source: Source, options: dict[str, Any]) -> Spirit:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _worker_pool(), lambda: self._load_sync(name, source, options)
+        )
+
+    def _load_sync(self, name: str, source: Source, options: dict[str, Any]) -> Spirit:
+        opts = dict(options)
+        links: dict[str, str] = opts.pop("links")
+        if not links:
+            return Spirit.load_sync(
+                source, name=name, seance=self, registry=self.registry, **opts
+            )
+        return self._load_linked(name, source, links, opts)
+
+    def _load_linked(
+        self, name: str, source: Source, links: Mapping[str, str], opts: dict[str, Any]
+    ) -> Spirit:
+        """Instantiate into the provider's Store, its exports defined for our imports."""
+        providers = {}
+        for module_name, member in links.items():
+            if member not in self._members:
+                raise SeanceError(
+                    f"cannot link import module {module_name!r} of {name!r} to {member!r}: "
+                    f"no such Spirit in this Séance (summoned: {', '.join(self.names) or 'none'})"
+                )
+            providers[module_name] = self._members[member].spirit
+        stores = {id(p._store) for p in providers.values()}
+        if len(stores) != 1:
+            raise SeanceError(f"{name!r} can link to Spirits of one Store only")
+        provider = next(iter(providers.values()))
+        if opts.get("fuel") is not None or opts.get("max_memory") is not None:
+            raise SeanceError("fuel= and max_memory= apply to a Store: set them on the provider")
+        wasm, spirit_name, label = read_source(source, name)
+        settings = EngineSettings(fuel=provider.fuel is not None)
+        module = compile_module(wasm, settings, cache=opts["cache"], source=label)
+        granted, registry = resolve_grant(opts["loas"], self.registry)
+        plan, linker = plan_link(
+            module, settings, spirit_name, granted, registry, links=providers
+        )
+        store = provider._store
+        for module_name, p in providers.items():
+            linker.define_instance(store, module_name, p._instance)
+        bindings = plan.bindings(
+            spirit_name, stdout=opts["stdout"], on_effect=opts["on_effect"], seance=self
+        )
+        bindings.bind_store(store)
+        try:
+            instance = linker.instantiate(store, module)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            bindings.detach()
+            raise SpiritLoadError(f"Spirit {name!r} could not be linked: {exc}") from exc
+        return Spirit(
+            name=spirit_name,
+            module=module,
+            store=store,
+            instance=instance,
+            bindings=bindings,
+            timeout=opts["timeout"],
+            mode=opts["mode"],
+            lock=provider._lock,
+        )
+
+    async def _summon_ghost(
+        self, name: str, ghost: Ghost, *, loas: LoaGrant, stdout: Any
+    ) -> Spirit:
+        entry = None
+        for part, source in ghost.parts.items():
+            links = {mod: f"{name}.{other}" for mod, other in ghost.links.get(part, {}).items()}
+            spirit = await self.summon(
+                f"{name}.{part}", source, loas=loas, links=links, stdout=stdout
+            )
+            if part == ghost.entry_part:
+                entry = spirit
+        assert entry is not None
+        return entry
+
+    async def release(self, name: str) -> None:
+        """Dismiss one Spirit; its name becomes free again."""
+        member = self._member(name)
+        del self._members[name]
+        self.bus.leave(name)
+        self.failures.pop(name, None)
+        member.spirit.close()
+
+    async def dismiss(self) -> None:
+        """Release every Spirit. Later use of this Séance raises SeanceError."""
+        if self._dismissed:
+            return
+        self._dismissed = True
+        for name in list(self._members):
+            member = self._members.pop(name)
+            self.bus.leave(name)
+            member.spirit.close()
+
+    async def restart(self, name: str) -> Spirit:
+        """Replace ``name`` with a fresh instance of the same source and options."""
+        member = self._member(name)
+        fresh = await self._load(name, member.source, member.options)
+        member.spirit.close()
+        member.spirit = fresh
+        self.failures.pop(name, None)
+        return fresh
+
+    # ---- calls -----------------------------------------------------------------------------
+
+    async def invoke(
+        self, name: str, fn: str, *args: Any, timeout: float | None = None,
+        mode: CallMode | None = None,
+    ) -> Any:  # fmt: skip
+        """Call ``fn`` on member ``name``; a trap is recorded in ``failures`` under its name."""
+        member = self._member(name)
+        try:
+            return await member.spirit.call(fn, *args, timeout=timeout, mode=mode)
+        except SpiritTrap as exc:
+            if member.restart == "on-trap" and not self._dismissed:
+                await self.restart(name)
+            self.failures[name] = exc
+            raise
+
+    def _member(self, name: str) -> _Member:
+        self._check_open()
+        try:
+            return self._members[name]
+        except KeyError:
+            raise SeanceError(
+                f"no Spirit named {name!r} in this Séance; summoned: "
+                f"{', '.join(self._members) or 'none'}"
+            ) from None
+
+    # ---- membership ------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> Spirit:
+        return self._member(name).spirit
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._members))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._members)
+
+    @property
+    def dismissed(self) -> bool:
+        return self._dismissed
+
+    # ---- messages from the host ----------------------------------------------------------
+
+    def send(self, from_: str, to: str, payload: bytes | str, channel: int = 0) -> bool:
+        """Queue a message to ``to`` as if ``from_`` sent it; False if ``to``'s queue is full."""
+        self._check_open()
+        if to not in self._members:
+            raise SeanceError(f"no Spirit named {to!r} to send to; summoned: {self.names}")
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        return self.bus.send(from_, to, data, channel)
+
+    def pending(self, name: str, channel: int = 0) -> int:
+        return self.bus.pending(name, channel)
+
+    async def receive(
+        self, name: str, *, channel: int = 0, timeout: float | None = None
+    ) -> Message:
+        """Wait for the next message addressed to ``name`` (a host-side listener)."""
+        self._check_open()
+        self.bus.join(name)
+        return await self.bus.receive(name, channel, timeout)
+
+    def __repr__(self) -> str:
+        state = "dismissed" if self._dismissed else f"{len(self)} Spirits"
+        return f"<Seance {state}: {', '.join(self.names)}>"
