@@ -24,7 +24,8 @@ try:
     _VAL_RAW_SIZE = ctypes.sizeof(_b.wasmtime_val_raw_t)
     # A function pointer without argtypes: the caller passes pre-built ctypes values,
     # which skips per-argument conversion (about a quarter of the call's cost).
-    _RAW_CALL: Any = _b.dll._FuncPtr(("wasmtime_func_call_unchecked", _b.dll))
+    _dll: Any = _b.dll  # type: ignore[attr-defined]
+    _RAW_CALL: Any = _dll._FuncPtr(("wasmtime_func_call_unchecked", _dll))
     _RAW_CALL.restype = ctypes.c_void_p  # wasmtime_error_t*, NULL on success
     HAVE_UNCHECKED = _VAL_RAW_SIZE == 16
 except (ImportError, AttributeError):  # pragma: no cover - other wasmtime builds
@@ -63,9 +64,9 @@ def type_name(valtype: wasmtime.ValType) -> str:
 def _raise_failure(error: int | None, trap: int | None) -> NoReturn:
     """Turn the C call's error or trap pointer into wasmtime's own exception objects."""
     if trap:
-        ptr = ctypes.cast(trap, ctypes.POINTER(_b.wasm_trap_t))
+        ptr = ctypes.cast(ctypes.c_void_p(trap), ctypes.POINTER(_b.wasm_trap_t))
         raise wasmtime.Trap._from_ptr(ptr)
-    ptr_e = ctypes.cast(error, ctypes.POINTER(_b.wasmtime_error_t))
+    ptr_e = ctypes.cast(ctypes.c_void_p(error), ctypes.POINTER(_b.wasmtime_error_t))
     raise wasmtime.WasmtimeError._from_ptr(ptr_e)
 
 
@@ -82,6 +83,8 @@ def _normalizer(
             v = convert(i, ty, value)
             if ty in _WRAP and v >= _WRAP[ty][0]:
                 v -= _WRAP[ty][1]  # unsigned spelling of a negative value
+            elif ty == "f32":
+                v = ctypes.c_float(v).value  # rounded as the C API does: too large -> inf
             out.append(v)
         return out
 
@@ -100,7 +103,9 @@ def _caller_factory(
     if factory is not None:
         return factory
     views = "".join(f", V{i}" for i in range(len(results)))
-    lines = [f"def make(normalize, PACK, RAW, CTX, FUNC, BUF, BUFADDR, N, TRAP, TRAPP, fail{views}):"]
+    lines = [
+        f"def make(normalize, PACK, RAW, CTX, FUNC, BUF, BUFADDR, N, TRAP, TRAPP, fail{views}):"
+    ]
     lines.append("  def call(*args):")
     if fast:
         if params:
@@ -131,12 +136,14 @@ def _caller_factory(
     lines.append("  return call")
     ns: dict[str, Any] = {}
     exec(compile("\n".join(lines), f"<vudo call {params}->{results}>", "exec"), ns)
-    factory = _factories[key] = ns["make"]
-    return factory
+    made: Callable[..., Any] = ns["make"]
+    _factories[key] = made
+    return made
 
 
-_VIEW_TYPES = {"I32": ctypes.c_int32, "I64": ctypes.c_int64, "F32": ctypes.c_float,
-               "F64": ctypes.c_double}  # fmt: skip
+_VIEW_TYPES: dict[str, Any] = {
+    "I32": ctypes.c_int32, "I64": ctypes.c_int64, "F32": ctypes.c_float, "F64": ctypes.c_double
+}  # fmt: skip
 
 
 def build_caller(
@@ -225,9 +232,9 @@ if HAVE_UNCHECKED:
         ctypes.c_size_t,
     )
     _CALLER_CONTEXT: Any = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(
-        ctypes.cast(_b._wasmtime_caller_context, ctypes.c_void_p).value
+        ctypes.cast(_b._wasmtime_caller_context, ctypes.c_void_p).value or 0
     )
-    _NO_FINALIZER = ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+    _NO_FINALIZER: Any = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # NULL: nothing to free
     HAVE_UNCHECKED_HOST = hasattr(_b, "wasmtime_linker_define_func_unchecked")
 else:  # pragma: no cover
     HAVE_UNCHECKED_HOST = False
@@ -261,9 +268,7 @@ def define_host_func(
     """
     if not set(params) | set(results) <= SUPPORTED:
         raise ValueError("only i32, i64, f32 and f64 host function values are supported")
-    ftype = wasmtime.FuncType(
-        [_VALTYPES[p]() for p in params], [_VALTYPES[r]() for r in results]
-    )
+    ftype = wasmtime.FuncType([_VALTYPES[p]() for p in params], [_VALTYPES[r]() for r in results])
     fast = unchecked and HAVE_UNCHECKED_HOST
     ns: dict[str, Any] = {
         "resolve": resolve,
@@ -355,7 +360,9 @@ def _result_lines(results: Sequence[str], *, fast: bool) -> list[str]:
         elif ty == "i64":
             lines.append(f"        if {o} > 9223372036854775807: {o} -= 18446744073709551616")
     if not fast:
-        lines.append(f"        return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ',)'}")
+        lines.append(
+            f"        return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ',)'}"
+        )
     return lines
 
 

@@ -2,14 +2,16 @@
 
 Deserializing a compiled module is loading trusted native code, so the disk cache
 lives in a directory private to the user (0700, owned by them), entries are written
-atomically and carry a SHA-256 of their payload: a corrupt, truncated or foreign entry
-is recompiled and replaced, never handed to the engine.
+atomically and carry a SHA-256 of their key and payload: a corrupt, truncated or foreign
+entry (also one filed under another module's key) is recompiled and replaced, never
+handed to the engine.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -23,7 +25,7 @@ from vudo_runtime.errors import SpiritLoadError
 
 CacheOption = bool | str | os.PathLike[str]
 
-_MAGIC = b"VUDO-CWASM-1\n"
+_MAGIC = b"VUDO-CWASM-2\n"
 _DIGEST = 32
 
 _modules: dict[tuple[EngineSettings, bytes], wasmtime.Module] = {}
@@ -89,6 +91,13 @@ def entry_path(directory: Path, digest: bytes, settings: EngineSettings) -> Path
     return directory / f"{key}.cwasm"
 
 
+def _checksum(path: Path, payload: bytes | memoryview) -> bytes:
+    """SHA-256 of the entry's key (its file name) and payload: an entry fits only its key."""
+    digest = hashlib.sha256(path.name.encode())
+    digest.update(payload)
+    return digest.digest()
+
+
 def _read_entry(path: Path, engine: wasmtime.Engine) -> wasmtime.Module | None:
     """The cached module, or None when the entry is missing, foreign or damaged."""
     try:
@@ -104,7 +113,7 @@ def _read_entry(path: Path, engine: wasmtime.Engine) -> wasmtime.Module | None:
     if len(blob) <= header or not blob.startswith(_MAGIC):
         return None
     payload = memoryview(blob)[header:]
-    if hashlib.sha256(payload).digest() != blob[len(_MAGIC) : header]:
+    if _checksum(path, payload) != blob[len(_MAGIC) : header]:
         return None
     try:
         return wasmtime.Module.deserialize(engine, payload.tobytes())
@@ -114,7 +123,7 @@ def _read_entry(path: Path, engine: wasmtime.Engine) -> wasmtime.Module | None:
 
 def _write_entry(path: Path, module: wasmtime.Module) -> None:
     payload = bytes(module.serialize())
-    blob = _MAGIC + hashlib.sha256(payload).digest() + payload
+    blob = _MAGIC + _checksum(path, payload) + payload
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
         try:
@@ -125,9 +134,7 @@ def _write_entry(path: Path, module: wasmtime.Module) -> None:
             os.unlink(tmp)
             raise
     except OSError as exc:
-        warnings.warn(
-            f"could not write vudo cache entry {path}: {exc}", CacheWarning, stacklevel=4
-        )
+        warnings.warn(f"could not write vudo cache entry {path}: {exc}", CacheWarning, stacklevel=4)
 
 
 def compile_module(
@@ -149,15 +156,26 @@ def compile_module(
         try:
             module = wasmtime.Module(engine, wasm)
         except wasmtime.WasmtimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
             raise SpiritLoadError(
-                f"{source} is not a valid WebAssembly module: {first}. "
+                f"{source} is not a valid WebAssembly module: {_compile_reason(exc)}. "
                 "Rebuild it with a wasm toolchain (or check that the file is complete)."
             ) from exc
         if path is not None:
             _write_entry(path, module)
     with _modules_lock:
         return _modules.setdefault(key, module)
+
+
+def _compile_reason(exc: wasmtime.WasmtimeError) -> str:
+    """wasmtime's headline plus its root cause ("failed to parse ...: unexpected end-of-file")."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return "invalid module"
+    causes = lines[lines.index("Caused by:") + 1 :] if "Caused by:" in lines else []
+    if not causes:
+        return lines[0]
+    root = re.sub(r"^\d+:\s*", "", causes[-1])  # drop the "1: " of a numbered chain
+    return f"{lines[0]}: {root}"
 
 
 def clear_memory_cache() -> None:

@@ -33,12 +33,13 @@ def parse_value(text: str, wasm_type: str, position: int, fn: str) -> Any:
             lowered = text.lower()
             if lowered in ("true", "false"):
                 return lowered == "true"
-            return int(text, 0)
+            try:
+                return int(text, 0)  # also 0x10, 0o17, 0b101, 1_000
+            except ValueError:
+                return int(text, 10)  # base 0 refuses leading zeros: 007, 010
         return float(text)
     except ValueError:
-        raise UsageError(
-            f"argument {position} of {fn} must be {wasm_type}, got {text!r}"
-        ) from None
+        raise UsageError(f"argument {position} of {fn} must be {wasm_type}, got {text!r}") from None
 
 
 def _load_loa(spec: str) -> Loa:
@@ -86,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     sig = spirit.signature(fn)
     if len(args.args) != len(sig.params):
         raise UsageError(f"{fn}{sig} takes {len(sig.params)} argument(s), got {len(args.args)}")
-    values = [parse_value(t, ty, i + 1, fn) for i, (t, ty) in enumerate(zip(args.args, sig.params))]
+    pairs = enumerate(zip(args.args, sig.params, strict=True))
+    values = [parse_value(text, ty, i + 1, fn) for i, (text, ty) in pairs]
     result = spirit.call_sync(fn, *values)
     if isinstance(result, tuple):
         print(" ".join(map(str, result)))
@@ -189,12 +191,12 @@ def cmd_codegen(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     try:
-        from benchmarks.__main__ import main as bench_main
+        bench = importlib.import_module("benchmarks.__main__")
     except ImportError:
         raise UsageError(
             "the benchmarks live in the source tree: run `vudo bench` from a checkout"
         ) from None
-    return int(bench_main(args.rest) or 0)
+    return int(bench.main(args.rest) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:

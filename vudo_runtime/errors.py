@@ -23,7 +23,9 @@ class MissingImportError(SpiritLoadError):
         lines = [f"Spirit {spirit!r} has {len(self.missing)} unmet import(s):"]
         lines += [f"  {m}" for m in self.missing]
         lines += [f"  hint: {h}" for h in self.hints]
-        lines.append("Grant a Loa that provides them (loas=[...]) or register one in the LoaRegistry.")
+        lines.append(
+            "Grant a Loa that provides them (loas=[...]) or register one in the LoaRegistry."
+        )
         super().__init__("\n".join(lines))
 
 
@@ -97,7 +99,9 @@ class LayoutError(VudoError, ValueError):
 class DolSyntaxError(VudoError, SyntaxError):
     """DOL source could not be parsed; carries file, line and column."""
 
-    def __init__(self, message: str, *, file: str = "<dol>", line: int = 0, column: int = 0) -> None:
+    def __init__(
+        self, message: str, *, file: str = "<dol>", line: int = 0, column: int = 0
+    ) -> None:
         self.file = file
         self.line = line
         self.column = column

@@ -37,12 +37,16 @@ LOA_MODULES = ("loa", "vudo", "env")
 DEFAULT_GRANT = ("core", "messaging")
 
 
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class WasmSignature:
     """A wasm function type as strings: ``WasmSignature(("i32", "i32"), ())``."""
 
-    params: tuple[str, ...] = attrs.field(converter=tuple)
-    results: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    params: tuple[str, ...] = attrs.field(converter=_strings)
+    results: tuple[str, ...] = attrs.field(converter=_strings, default=())
 
     def __str__(self) -> str:
         return f"({', '.join(self.params)}) -> ({', '.join(self.results)})"
@@ -85,7 +89,7 @@ class HostFunction:
         if not all(p in allowed for p, allowed in zip(sig.params, wasm, strict=True)):
             return False
         if self.result in (None, "none"):
-            return sig.results == () or self.result is None and len(sig.results) <= 1
+            return sig.results == () or (self.result is None and len(sig.results) <= 1)
         if self.result in ("str", "bytes"):
             return sig.results == ("i32",)
         return len(sig.results) == 1 and sig.results[0] in _WASM_FOR_KIND[self.result]
@@ -154,7 +158,7 @@ def host_function(
                     "annotation; use int, float, bool, str or bytes"
                 )
             kinds.append(kind)
-        result = _KINDS.get(hints.get("return", type(None)), None)
+        result = _KINDS.get(hints.get("return", type(None)))
         if result is None:
             raise TypeError(f"host function {f.__name__}: unsupported return annotation")
         return HostFunction(f, kinds=tuple(kinds), result=result)
@@ -220,7 +224,7 @@ class Loa:
 
     name: str = attrs.field()
     version: str = "1.0.0"
-    capabilities: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    capabilities: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     # Part of equality: linked modules are cached per granted Loas, so two Loas that differ
     # only in their functions must not share a link.
     provides: Callable[[HostContext], Mapping[str, Any]] = attrs.field()
@@ -527,7 +531,7 @@ def _offered(loa: Loa) -> Mapping[str, Any]:
 
 def _signature(ftype: wasmtime.FuncType) -> WasmSignature:
     return WasmSignature(
-        tuple(map(_native.type_name, ftype.params)), tuple(map(_native.type_name, ftype.results))
+        [_native.type_name(t) for t in ftype.params], [_native.type_name(t) for t in ftype.results]
     )
 
 
@@ -593,13 +597,13 @@ def plan_link(
     plan = LinkPlan(module, settings, imports)
     linker = wasmtime.Linker(get_engine(settings))
     on_error = _error_hook(plan.instances)
-    for slot, imp in enumerate(plan.imports):
+    for slot, bound in enumerate(plan.imports):
         _native.define_host_func(
             linker,
-            imp.module,
-            imp.name,
-            imp.signature.params,
-            imp.signature.results,
+            bound.module,
+            bound.name,
+            bound.signature.params,
+            bound.signature.results,
             _resolve(plan.instances, slot),
             on_error,
             _convert_result,

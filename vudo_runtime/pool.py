@@ -28,7 +28,9 @@ _shared: dict[PoolKey, InstancePool] = {}
 _shared_lock = threading.Lock()
 
 
-def pool_key(wasm: bytes, fuel: int | None, max_memory: int | None, grant: Iterable[str]) -> PoolKey:
+def pool_key(
+    wasm: bytes, fuel: int | None, max_memory: int | None, grant: Iterable[str]
+) -> PoolKey:
     """Instances are interchangeable when module, fuel metering, memory cap and grant match."""
     return (wasm_digest(wasm), fuel is not None, max_memory, tuple(sorted(grant)))
 
@@ -248,4 +250,3 @@ def draw(
         return None
     pool = _shared.get(pool_key(wasm, fuel, max_memory, grant))
     return pool.take_sync(**take) if pool is not None else None
-

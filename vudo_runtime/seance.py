@@ -136,9 +136,7 @@ class Seance:
         opts = dict(options)
         links: dict[str, str] = opts.pop("links")
         if not links:
-            return Spirit.load_sync(
-                source, name=name, seance=self, registry=self.registry, **opts
-            )
+            return Spirit.load_sync(source, name=name, seance=self, registry=self.registry, **opts)
         return self._load_linked(name, source, links, opts)
 
     def _load_linked(
@@ -163,9 +161,7 @@ class Seance:
         settings = EngineSettings(fuel=provider.fuel is not None)
         module = compile_module(wasm, settings, cache=opts["cache"], source=label)
         granted, registry = resolve_grant(opts["loas"], self.registry)
-        plan, linker = plan_link(
-            module, settings, spirit_name, granted, registry, links=providers
-        )
+        plan, linker = plan_link(module, settings, spirit_name, granted, registry, links=providers)
         store = provider._store
         for module_name, p in providers.items():
             linker.define_instance(store, module_name, p._instance)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import operator
-import re
 import os
+import re
 import threading
-from time import perf_counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import attrs
@@ -91,7 +91,7 @@ def read_source(source: Source, name: str | None) -> tuple[bytes, str, str]:
                 "b'\\x00asm' (and is not WAT text either)"
             )
         try:
-            data = wasmtime.wat2wasm(text)
+            data = bytes(wasmtime.wat2wasm(text))
         except wasmtime.WasmtimeError as exc:
             raise SpiritLoadError(f"{label} is WAT text that does not compile: {exc}") from exc
     return data, name or stem, label
@@ -391,8 +391,16 @@ class Spirit:
 
     # ---- calls -----------------------------------------------------------------------------
 
-    def call_sync(self, fn: str, *args: Any, timeout: float | None = None) -> Any:
-        """Call export ``fn`` on this thread; blocks until it returns."""
+    def call_sync(
+        self, fn: str, *args: Any, timeout: float | None = None, returns: Any = None
+    ) -> Any:
+        """Call export ``fn`` on this thread; blocks until it returns.
+
+        ``returns=str`` (or ``bytes``, a ``GeneLayout``, a generated gene class) reads the
+        returned guest pointer back as that value.
+        """
+        if returns is not None:
+            return self.read_back(self.call_sync(fn, *args, timeout=timeout), returns)
         try:
             export = self._funcs[fn]
         except KeyError:
@@ -414,15 +422,23 @@ class Spirit:
             return self._run(export, args, timeout)
 
     async def call(
-        self, fn: str, *args: Any, timeout: float | None = None, mode: CallMode | None = None
+        self,
+        fn: str,
+        *args: Any,
+        timeout: float | None = None,
+        mode: CallMode | None = None,
+        returns: Any = None,
     ) -> Any:
         """Call export ``fn``. Short calls run inline; long ones on a worker thread.
 
         The event loop is never blocked by a call known to be long: in ``auto`` mode a
         function moves to worker threads as soon as one call took longer than
         THREAD_THRESHOLD (and back when its calls get short). ``mode="thread"`` never runs
-        on the loop thread; ``mode="inline"`` always does.
+        on the loop thread; ``mode="inline"`` always does. ``returns=`` as in call_sync.
         """
+        if returns is not None:
+            result = await self.call(fn, *args, timeout=timeout, mode=mode)
+            return self.read_back(result, returns)
         try:
             export = self._funcs[fn]
         except KeyError:
@@ -445,6 +461,29 @@ class Spirit:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             _worker_pool(), self._run_threaded, export, args, timeout, loop
+        )
+
+    def read_back(self, value: Any, returns: Any) -> Any:
+        """A returned i32 pointer read as ``returns``: str, bytes, a layout or a gene class."""
+        from vudo_runtime.layout import GeneLayout
+
+        memory = self.memory
+        if memory is None:
+            raise VudoError(f"Spirit {self.name!r} exports no memory to read a result from")
+        ptr = int(value) & 0xFFFFFFFF
+        if returns is str:
+            return memory.read_string(ptr)
+        if returns is bytes:
+            return memory.read_bytes_prefixed(ptr)
+        if isinstance(returns, GeneLayout):
+            return memory.read_gene(ptr, returns)
+        layout = getattr(returns, "__vudo_layout__", None)
+        if isinstance(layout, GeneLayout):
+            fields = memory.read_gene(ptr, layout)
+            maker = getattr(returns, "from_gene", None)
+            return maker(fields) if maker is not None else returns(**fields)
+        raise TypeError(
+            f"returns= must be str, bytes, a GeneLayout or a gene class, not {returns!r}"
         )
 
     def _run_threaded(
@@ -579,6 +618,7 @@ class Spirit:
         self, name: str, func: wasmtime.Func, sig: Signature, unchecked: bool
     ) -> Callable[..., Any]:
         if set(sig.params) | set(sig.results) <= _native.SUPPORTED:
+
             def arity(given: int) -> NoReturn:
                 raise ArgumentError(
                     f"Spirit {self.name!r} function {name!r} takes {len(sig.params)} "
