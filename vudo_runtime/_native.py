@@ -270,11 +270,21 @@ def define_host_func(
         raise ValueError("only i32, i64, f32 and f64 host function values are supported")
     ftype = wasmtime.FuncType([_VALTYPES[p]() for p in params], [_VALTYPES[r]() for r in results])
     fast = unchecked and HAVE_UNCHECKED_HOST
+    ctx_of = _CALLER_CONTEXT if fast else _public_context
+
+    def failure(caller: Any, exc: BaseException) -> str:
+        """The trap message for ``exc``. Never raises: an exception escaping a ctypes
+        callback is dropped and the callback's garbage result is taken as a trap pointer."""
+        try:
+            return on_error(ctx_of(caller), exc)
+        except BaseException:
+            return f"host function raised {type(exc).__name__} (its message could not be shown)"
+
     ns: dict[str, Any] = {
         "resolve": resolve,
-        "on_error": on_error,
+        "failure": failure,
         "convert": convert,
-        "CTXOF": _CALLER_CONTEXT if fast else _public_context,
+        "CTXOF": ctx_of,
         "CAST": ctypes.cast,
         "PF64": ctypes.POINTER(ctypes.c_double),
         "PF32": ctypes.POINTER(ctypes.c_float),
@@ -299,7 +309,7 @@ def define_host_func(
         lines += [
             "        return 0",
             "    except BaseException as e:",
-            "        return new_trap(on_error(CTXOF(caller), e))",
+            "        return new_trap(failure(caller, e))",
         ]
         ns["new_trap"] = new_trap
     else:
@@ -312,7 +322,7 @@ def define_host_func(
         lines += _result_lines(results, fast=False)
         lines += [
             "    except BaseException as e:",
-            "        raise wasmtime.Trap(on_error(CTXOF(caller), e)) from None",
+            "        raise wasmtime.Trap(failure(caller, e)) from None",
         ]
         ns["wasmtime"] = wasmtime
     exec(compile("\n".join(lines), f"<vudo host {module}.{name}>", "exec"), ns)

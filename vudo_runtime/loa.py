@@ -13,7 +13,7 @@ import inspect
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 import attrs
 import wasmtime
@@ -518,13 +518,34 @@ _plans: dict[tuple[Any, ...], tuple[LinkPlan, wasmtime.InstancePre]] = {}
 _plans_lock = threading.Lock()
 
 
+def _at_link_time(ctx: HostContext) -> NoReturn:
+    raise VudoError(
+        "a Loa's provides(ctx) also runs at link time, before any instance exists: use "
+        "ctx.spirit, ctx.memory, ctx.seance, ctx.stdout and ctx.on_effect inside the host "
+        "functions it returns, not in provides itself"
+    )
+
+
 class _ProbeContext(HostContext):
-    """Given to ``provides`` at link time, to learn names and signatures; not for calls."""
+    """Given to ``provides`` at link time, to learn names and signatures; not for calls.
+
+    It knows the Spirit's name; what belongs to a live instance raises a clear error.
+    """
+
+    def __init__(self, spirit: str) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
+        self._spirit = spirit
+
+    @property
+    def spirit_name(self) -> str:
+        return self._spirit
+
+    spirit = seance = stdout = on_effect = property(_at_link_time)
 
 
-def _offered(loa: Loa) -> Mapping[str, Any]:
+def _offered(loa: Loa, spirit: str) -> Mapping[str, Any]:
     try:
-        return loa.provides(_ProbeContext(None))  # type: ignore[arg-type]
+        return loa.provides(_ProbeContext(spirit))
     except Exception as exc:
         raise SpiritLoadError(f"Loa {loa.name!r} failed to provide its functions: {exc}") from exc
 
@@ -553,7 +574,7 @@ def plan_link(
     unchecked: bool = True,
 ) -> tuple[LinkPlan, wasmtime.Linker]:
     """Match every import against the granted Loas; raise listing every unmet one."""
-    offered = {loa.name: _offered(loa) for loa in granted}
+    offered = {loa.name: _offered(loa, spirit) for loa in granted}
     imports: list[_Import] = []
     missing: list[str] = []
     hints: list[str] = []
@@ -579,7 +600,7 @@ def plan_link(
             hints.append(f"Loa {loa.name!r} provides {imp.name} but not with signature {sig}")
         if found is not None:
             continue
-        other = _ungranted_provider(registry, granted, imp.name, sig)
+        other = _ungranted_provider(registry, granted, imp.name, sig, spirit)
         if other is not None:
             denied.append(f"{_describe(imp)} is provided by Loa {other!r}, which is not granted")
             to_grant.append(other)
@@ -613,13 +634,13 @@ def plan_link(
 
 
 def _ungranted_provider(
-    registry: LoaRegistry, granted: Sequence[Loa], name: str, sig: WasmSignature
+    registry: LoaRegistry, granted: Sequence[Loa], name: str, sig: WasmSignature, spirit: str
 ) -> str | None:
     names = {loa.name for loa in granted}
     for loa in registry:
         if loa.name in names:
             continue
-        entry = _offered(loa).get(name)
+        entry = _offered(loa, spirit).get(name)
         if entry is not None and any(v.accepts(sig) for v in _variants(entry)):
             return loa.name
     return None
