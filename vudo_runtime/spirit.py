@@ -244,16 +244,18 @@ class Spirit:
         from vudo_runtime.pool import draw
 
         grant, _ = resolve_grant(loas, registry)
-        pooled = draw(
-            wasm,
-            fuel,
-            max_memory,
-            [loa.name for loa in grant],
-            name=spirit_name,
-            stdout=stdout,
-            on_effect=on_effect,
-            seance=seance,
-        )
+        pooled = None
+        if unchecked:  # pooled instances use the fast path; unchecked=False must not get one
+            pooled = draw(
+                wasm,
+                fuel,
+                max_memory,
+                [loa.name for loa in grant],
+                name=spirit_name,
+                stdout=stdout,
+                on_effect=on_effect,
+                seance=seance,
+            )
         if pooled is not None:
             pooled.configure(timeout=timeout, fuel=fuel, mode=mode)
             return pooled

@@ -1,0 +1,340 @@
+"""The compiled-module cache: in memory, on disk, private, and never trusting a bad entry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import wasmtime
+from conftest import CALCULATOR, LOOPS, SPIRITS
+
+from vudo_runtime import cache
+from vudo_runtime.cache import CacheWarning, clear_memory_cache, compile_module
+from vudo_runtime.engine import EngineSettings
+from vudo_runtime.errors import SpiritLoadError
+from vudo_runtime.spirit import Spirit
+
+IS_ROOT = hasattr(os, "getuid") and os.getuid() == 0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    """Each test starts as a fresh process would: nothing compiled in memory."""
+    clear_memory_cache()
+    yield
+    clear_memory_cache()
+
+
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Records every real compilation; a module read from the disk cache is not one."""
+    seen: list[bytes] = []
+    original = wasmtime.Module.__init__
+
+    def counting(self: wasmtime.Module, engine: wasmtime.Engine, wasm: bytes) -> None:
+        seen.append(bytes(wasm))
+        original(self, engine, wasm)
+
+    monkeypatch.setattr(wasmtime.Module, "__init__", counting)
+    return seen
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def entries(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.cwasm")) if directory.exists() else []
+
+
+def load_calc(directory: Path | bool) -> Spirit:
+    spirit = Spirit.load_sync(CALCULATOR, cache=directory)
+    assert spirit.call_sync("add", 40, 2) == 42
+    assert spirit.call_sync("divmod", 7, 2) == (3, 1)
+    return spirit
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+
+def test_a_load_writes_one_private_entry(cache_dir: Path, compiles: list[bytes]) -> None:
+    load_calc(cache_dir)
+    assert len(compiles) == 1
+    (entry,) = entries(cache_dir)
+    assert mode(cache_dir) == 0o700
+    assert mode(entry) & 0o077 == 0  # readable by the owner only
+    assert entry.stat().st_size > len(CALCULATOR.read_bytes())
+    assert not list(cache_dir.glob(".tmp-*"))  # written atomically, nothing left over
+
+
+def test_nested_cache_directories_are_created(tmp_path: Path) -> None:
+    directory = tmp_path / "a" / "b" / "vudo"
+    load_calc(directory)
+    assert len(entries(directory)) == 1
+    assert mode(directory) == 0o700
+
+
+def test_cache_given_as_a_str(cache_dir: Path) -> None:
+    Spirit.load_sync(CALCULATOR, cache=str(cache_dir))
+    assert len(entries(cache_dir)) == 1
+
+
+def test_one_entry_per_module_and_engine_settings(cache_dir: Path) -> None:
+    load_calc(cache_dir)
+    Spirit.load_sync(SPIRITS / "calculator.wat", cache=cache_dir)  # the same wasm bytes
+    assert len(entries(cache_dir)) == 1
+    Spirit.load_sync(LOOPS, cache=cache_dir)
+    assert len(entries(cache_dir)) == 2
+    metered = Spirit.load_sync(CALCULATOR, cache=cache_dir, fuel=1000)  # a fuel engine
+    assert metered.call_sync("add", 1, 2) == 3
+    assert len(entries(cache_dir)) == 3
+
+
+def test_invalid_modules_leave_no_entry(cache_dir: Path) -> None:
+    with pytest.raises(SpiritLoadError):
+        Spirit.load_sync(CALCULATOR.read_bytes()[:100], cache=cache_dir)
+    assert entries(cache_dir) == []
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+def test_the_memory_cache_compiles_once(cache_dir: Path, compiles: list[bytes]) -> None:
+    wasm = CALCULATOR.read_bytes()
+    first = compile_module(wasm, EngineSettings(), cache=cache_dir)
+    assert compile_module(wasm, EngineSettings(), cache=cache_dir) is first
+    load_calc(cache_dir)
+    load_calc(False)
+    assert len(compiles) == 1
+
+
+def test_a_fresh_process_reads_the_disk_cache(cache_dir: Path, compiles: list[bytes]) -> None:
+    load_calc(cache_dir)
+    assert len(compiles) == 1
+    clear_memory_cache()
+    load_calc(cache_dir)
+    assert len(compiles) == 1  # deserialized, not compiled
+    module = compile_module(CALCULATOR.read_bytes(), EngineSettings(), cache=cache_dir)
+    assert [e.name for e in module.exports][:2] == ["add", "sub"]
+    assert len(compiles) == 1
+
+
+def _garbage(blob: bytes) -> bytes:
+    return os.urandom(len(blob))
+
+
+def _truncated(blob: bytes) -> bytes:
+    return blob[: len(blob) // 2]
+
+
+def _flip_payload_byte(blob: bytes) -> bytes:
+    i = len(blob) * 3 // 4
+    return blob[:i] + bytes([blob[i] ^ 0x01]) + blob[i + 1 :]
+
+
+def _flip_checksum_byte(blob: bytes) -> bytes:
+    i = blob.index(b"\n") + 5  # inside the digest after the magic line
+    return blob[:i] + bytes([blob[i] ^ 0x80]) + blob[i + 1 :]
+
+
+def _other_magic(blob: bytes) -> bytes:
+    return b"X" + blob[1:]
+
+
+def _empty(blob: bytes) -> bytes:
+    return b""
+
+
+def _header_only(blob: bytes) -> bytes:
+    return blob[: blob.index(b"\n") + 1 + 32]
+
+
+def _payload_only(blob: bytes) -> bytes:
+    return blob[blob.index(b"\n") + 1 + 32 :]  # a raw serialized module, no checksum
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _garbage,
+        _truncated,
+        _flip_payload_byte,
+        _flip_checksum_byte,
+        _other_magic,
+        _empty,
+        _header_only,
+        _payload_only,
+    ],
+)
+def test_a_damaged_entry_is_recompiled_and_rewritten(
+    cache_dir: Path, compiles: list[bytes], damage: Callable[[bytes], bytes]
+) -> None:
+    load_calc(cache_dir)
+    (entry,) = entries(cache_dir)
+    entry.write_bytes(damage(entry.read_bytes()))
+    clear_memory_cache()
+
+    load_calc(cache_dir)  # still loads, and works
+    assert len(compiles) == 2  # the damaged entry was not used
+    assert entries(cache_dir) == [entry]
+
+    clear_memory_cache()
+    load_calc(cache_dir)
+    assert len(compiles) == 2  # the rewritten entry is valid
+
+
+def test_an_entry_filed_under_another_module_is_not_used(
+    cache_dir: Path, compiles: list[bytes]
+) -> None:
+    load_calc(cache_dir)
+    (calc_entry,) = entries(cache_dir)
+    Spirit.load_sync(LOOPS, cache=cache_dir)
+    (loops_entry,) = [e for e in entries(cache_dir) if e != calc_entry]
+    shutil.copyfile(calc_entry, loops_entry)  # a valid entry, but of the calculator
+    clear_memory_cache()
+
+    loops = Spirit.load_sync(LOOPS, cache=cache_dir)
+    assert loops.has_function("spin")
+    assert not loops.has_function("add")
+    assert loops.call_sync("sum_to", 10) == 55
+    assert len(compiles) == 3
+    load_calc(cache_dir)  # the calculator's own entry is untouched
+    assert len(compiles) == 3
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to give a file to another user")
+def test_an_entry_owned_by_another_user_is_not_used(cache_dir: Path, compiles: list[bytes]) -> None:
+    load_calc(cache_dir)
+    (entry,) = entries(cache_dir)
+    os.chown(entry, 4242, 4242)
+    clear_memory_cache()
+    load_calc(cache_dir)
+    assert len(compiles) == 2
+    assert entry.stat().st_uid == os.getuid()  # replaced by our own
+
+
+# ---- refusing the cache -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("perm", [0o777, 0o770, 0o702])
+def test_a_directory_others_can_write_is_refused(
+    cache_dir: Path, compiles: list[bytes], perm: int
+) -> None:
+    cache_dir.mkdir()
+    cache_dir.chmod(perm)
+    with pytest.warns(CacheWarning, match="writable by group or others") as record:
+        load_calc(cache_dir)
+    assert str(cache_dir) in str(record[0].message)
+    assert "chmod 700" in str(record[0].message)
+    assert entries(cache_dir) == []  # nothing written
+    assert mode(cache_dir) == perm  # and the directory is left alone
+    clear_memory_cache()
+    with pytest.warns(CacheWarning):
+        load_calc(cache_dir)
+    assert len(compiles) == 2  # and nothing read
+
+
+def test_entries_in_a_refused_directory_are_not_read(
+    cache_dir: Path, compiles: list[bytes]
+) -> None:
+    load_calc(cache_dir)
+    cache_dir.chmod(0o777)
+    clear_memory_cache()
+    with pytest.warns(CacheWarning):
+        load_calc(cache_dir)
+    assert len(compiles) == 2
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to give a directory to another user")
+def test_a_directory_owned_by_another_user_is_refused(cache_dir: Path) -> None:
+    cache_dir.mkdir(mode=0o700)
+    os.chown(cache_dir, 4242, 4242)
+    with pytest.warns(CacheWarning, match="owned by another user"):
+        load_calc(cache_dir)
+    assert entries(cache_dir) == []
+
+
+def test_a_cache_path_that_is_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-dir"
+    path.write_text("x")
+    with pytest.warns(CacheWarning, match="unusable"):
+        load_calc(path)
+    assert path.read_text() == "x"
+
+
+def test_cache_false_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiles: list[bytes]
+) -> None:
+    env_dir = tmp_path / "env-cache"
+    monkeypatch.setenv("VUDO_CACHE_DIR", str(env_dir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_calc(False)
+        clear_memory_cache()
+        load_calc(False)
+    assert not env_dir.exists()
+    assert len(compiles) == 2
+
+
+# ---- where the cache lives ----------------------------------------------------------------
+
+
+def test_vudo_cache_dir_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_dir = tmp_path / "env-cache"
+    monkeypatch.setenv("VUDO_CACHE_DIR", str(env_dir))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.default_cache_dir() == env_dir
+    load_calc(True)
+    assert len(entries(env_dir)) == 1
+    assert mode(env_dir) == 0o700
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_the_default_cache_is_the_private_test_directory(
+    _private_vudo_cache: Path, compiles: list[bytes]
+) -> None:
+    load_calc(True)
+    assert cache.default_cache_dir() == _private_vudo_cache
+    assert entries(_private_vudo_cache)
+
+
+def test_xdg_cache_home_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VUDO_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.default_cache_dir() == tmp_path / "xdg" / "vudo"
+    load_calc(True)
+    assert len(entries(tmp_path / "xdg" / "vudo")) == 1
+    assert mode(tmp_path / "xdg" / "vudo") == 0o700
+
+
+def test_an_empty_vudo_cache_dir_means_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VUDO_CACHE_DIR", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.default_cache_dir() == tmp_path / "xdg" / "vudo"
+
+
+def test_home_cache_without_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VUDO_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.default_cache_dir() == tmp_path / "home" / ".cache" / "vudo"
+    load_calc(True)
+    assert len(entries(tmp_path / "home" / ".cache" / "vudo")) == 1
+
+
+def test_resolve_cache_dir() -> None:
+    assert cache.resolve_cache_dir(False) is None
+    assert cache.resolve_cache_dir(True) == cache.default_cache_dir()
+    assert cache.resolve_cache_dir("/some/where") == Path("/some/where")
