@@ -211,11 +211,6 @@ def test_unsupported_value_types_fail_clearly_at_call() -> None:
         spirit.call_sync("ref", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wasmtime 50's C API aborts the process when a v128 type in an export's signature "
-    "is read; the runtime does not screen for it before reading export types",
-)
 def test_v128_in_a_signature_is_refused_not_fatal() -> None:
     code = (
         "from vudo_runtime.spirit import Spirit\n"
@@ -404,3 +399,13 @@ def test_an_infinite_timeout_is_no_deadline(calc: Spirit) -> None:
 def test_bad_fuel(fuel: Any) -> None:
     with pytest.raises(ValueError, match="fuel"):
         Spirit.load_sync(CALCULATOR, fuel=fuel)
+
+
+def test_v128_in_an_import_is_refused_and_internal_v128_is_fine() -> None:
+    with pytest.raises(SpiritLoadError, match=r"import loa\.x"):
+        Spirit.load_sync(b'(module (import "loa" "x" (func (param v128))))', cache=False)
+    inner = (
+        b"(module (func $h (param v128) (result v128) local.get 0)"
+        b' (func (export "ok") (result i32) i32.const 7))'
+    )
+    assert Spirit.load_sync(inner, cache=False).call_sync("ok") == 7

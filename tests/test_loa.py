@@ -767,11 +767,6 @@ def test_host_paths_fail_the_same_way(
     assert seen[0] == seen[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fast call path reports a host trap as wasmtime's raw error text (backtrace "
-    "and 'Caused by:' included); Spirit._trap_error cleans only wasmtime.Trap",
-)
 def test_host_paths_give_the_same_trap_message() -> None:
     messages = {trap(on_path(unchecked), "panic").message for unchecked in (True, False)}
     assert messages == {"panic: stop"}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import wasmtime
 
+from vudo_runtime._binary import unsupported_signatures
 from vudo_runtime.engine import EngineSettings, get_engine
 from vudo_runtime.errors import SpiritLoadError
 
@@ -146,6 +147,12 @@ def compile_module(
     module = _modules.get(key)
     if module is not None:
         return module
+    if unsupported := unsupported_signatures(wasm):
+        raise SpiritLoadError(
+            f"{source} uses v128 in the signature of {', '.join(unsupported)}; only i32, i64, "
+            "f32 and f64 values can cross the host boundary, so this module cannot be hosted. "
+            "Keep SIMD values inside the module."
+        )
     engine = get_engine(settings)
     directory = resolve_cache_dir(cache)
     path = None

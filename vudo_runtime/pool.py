@@ -19,20 +19,20 @@ import attrs
 from vudo_runtime.cache import CacheOption, compile_module, wasm_digest
 from vudo_runtime.engine import HAVE_POOLING, EngineSettings
 from vudo_runtime.errors import PoolTimeout, SpiritLoadError, VudoError
-from vudo_runtime.loa import HostBindings, LinkPlan, LoaRegistry, link, resolve_grant
+from vudo_runtime.loa import HostBindings, LinkPlan, Loa, LoaRegistry, link, resolve_grant
 from vudo_runtime.spirit import CallMode, Source, Spirit, _worker_pool, read_source
 
-PoolKey = tuple[bytes, bool, int | None, tuple[str, ...]]
+PoolKey = tuple[bytes, bool, int | None, frozenset[Loa]]
 
 _shared: dict[PoolKey, InstancePool] = {}
 _shared_lock = threading.Lock()
 
 
 def pool_key(
-    wasm: bytes, fuel: int | None, max_memory: int | None, grant: Iterable[str]
+    wasm: bytes, fuel: int | None, max_memory: int | None, grant: Iterable[Loa]
 ) -> PoolKey:
-    """Instances are interchangeable when module, fuel metering, memory cap and grant match."""
-    return (wasm_digest(wasm), fuel is not None, max_memory, tuple(sorted(grant)))
+    """Instances are interchangeable when module, fuel metering, memory cap and Loas match."""
+    return (wasm_digest(wasm), fuel is not None, max_memory, frozenset(grant))
 
 
 def shared_pool(key: PoolKey) -> InstancePool | None:
@@ -88,7 +88,7 @@ class InstancePool:
         self._pre, bindings = link(module, self._settings, self.name, granted, registry=registry)
         self._plan: LinkPlan = bindings.plan
         self._module = module
-        self.key = pool_key(wasm, fuel, max_memory, (loa.name for loa in granted))
+        self.key = pool_key(wasm, fuel, max_memory, granted)
         self._idle: collections.deque[Spirit] = collections.deque()
         self._in_use = 0
         self._created = 0
@@ -243,7 +243,7 @@ class InstancePool:
 
 
 def draw(
-    wasm: bytes, fuel: int | None, max_memory: int | None, grant: Iterable[str], **take: Any
+    wasm: bytes, fuel: int | None, max_memory: int | None, grant: Iterable[Loa], **take: Any
 ) -> Spirit | None:
     """A fresh instance from the process-wide pool of this module, if there is one."""
     if not _shared:

@@ -250,7 +250,7 @@ class Spirit:
                 wasm,
                 fuel,
                 max_memory,
-                [loa.name for loa in grant],
+                grant,
                 name=spirit_name,
                 stdout=stdout,
                 on_effect=on_effect,
@@ -377,7 +377,7 @@ class Spirit:
         if export is not None:
             return export
         if self._closed:
-            raise VudoError(f"Spirit {self.name!r} is closed; load it again")
+            raise self._closed_error()
         sig = self._info.signatures.get(fn)
         if sig is None:
             raise ExportNotFoundError(self.name, fn, self.list_functions())
@@ -390,6 +390,9 @@ class Spirit:
         )
         self._funcs[fn] = export
         return export
+
+    def _closed_error(self) -> VudoError:
+        return VudoError(f"Spirit {self.name!r} is closed; load it again")
 
     # ---- calls -----------------------------------------------------------------------------
 
@@ -421,6 +424,8 @@ class Spirit:
                 "`await spirit.call(...)`, not call_sync, from inside an event loop"
             )
         with lock:
+            if self._closed:  # closed while this call waited for the Store
+                raise self._closed_error()
             return self._run(export, args, timeout)
 
     async def call(
@@ -461,9 +466,14 @@ class Spirit:
             finally:
                 lock.release()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            _worker_pool(), self._run_threaded, export, args, timeout, loop
-        )
+        cancelled = threading.Event()
+        try:
+            return await loop.run_in_executor(
+                _worker_pool(), self._run_threaded, export, args, timeout, loop, cancelled
+            )
+        except asyncio.CancelledError:
+            cancelled.set()  # a call still waiting for the Store must not start later
+            raise
 
     def read_back(self, value: Any, returns: Any) -> Any:
         """A returned i32 pointer read as ``returns``: str, bytes, a layout or a gene class."""
@@ -494,8 +504,13 @@ class Spirit:
         args: tuple[Any, ...],
         timeout: float | None,
         loop: asyncio.AbstractEventLoop,
+        cancelled: threading.Event,
     ) -> Any:
         with self._lock:
+            if cancelled.is_set():
+                return None  # nobody awaits the result any more
+            if self._closed:  # closed (released, restarted) while this call waited
+                raise self._closed_error()
             if self._bindings is not None:
                 self._bindings.loop = loop
             start = perf_counter()
@@ -540,6 +555,8 @@ class Spirit:
     def _host_cause(self, exc: Exception) -> BaseException | None:
         if self._bindings is not None:
             cause = self._bindings.take_error()
+            if isinstance(cause, KeyboardInterrupt | SystemExit):
+                raise cause  # an interrupt is not the Spirit's failure
             if cause is not None:
                 return cause
         return None if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError | TypeError) else exc
@@ -547,14 +564,16 @@ class Spirit:
     def _trap_error(
         self, fn: str, exc: wasmtime.Trap | wasmtime.WasmtimeError, limit: float | None
     ) -> SpiritTrap:
-        if isinstance(exc, wasmtime.WasmtimeError) and not isinstance(exc, wasmtime.Trap):
-            return SpiritTrap(str(exc).strip(), spirit=self.name, function=fn)
-        code = exc.trap_code
-        frames = "\n".join(
-            f"  {i}: {f.func_name or f'func[{f.func_index}]'} @ 0x{f.module_offset:x}"
-            for i, f in enumerate(exc.frames)
-        )
-        message = _trap_message(exc)
+        code, frames = None, ""
+        if isinstance(exc, wasmtime.Trap):
+            code = exc.trap_code
+            frames = "\n".join(
+                f"  {i}: {f.func_name or f'func[{f.func_index}]'} @ 0x{f.module_offset:x}"
+                for i, f in enumerate(exc.frames)
+            )
+            message = _trap_message(exc.message)
+        else:  # a host function's trap arrives as an error carrying its text
+            message = _trap_message(str(exc))
         if self._bindings is not None and (guest := self._bindings.take_message()):
             message = guest
         kw: dict[str, Any] = {"spirit": self.name, "function": fn, "backtrace": frames}
@@ -747,9 +766,9 @@ class _ProtocolFacade:
         return f"<{self._facade_name} facade of {self._spirit!r}>"
 
 
-def _trap_message(exc: wasmtime.Trap) -> str:
+def _trap_message(text: str) -> str:
     """The trap's reason without wasmtime's backtrace (which SpiritTrap carries apart)."""
-    lines = [ln.strip() for ln in exc.message.strip().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if "Caused by:" in lines:
         lines = lines[lines.index("Caused by:") + 1 :]
     reason = re.sub(r"^\d+:\s*", "", lines[-1]) if lines else "trap"

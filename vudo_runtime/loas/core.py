@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import os
 import random
@@ -45,8 +47,56 @@ def write_output(ctx: HostContext, text: str) -> None:
             out.flush()
 
 
+def await_on_loop(ctx: HostContext, awaitable: Any) -> Any:
+    """Finish an async handler: on the caller's loop from a worker thread, or as a task."""
+    loop = ctx.bindings.loop
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:  # inline on the loop thread: it cannot wait, so it schedules
+        running.create_task(_as_coroutine(awaitable))
+        return 0
+    if loop is None or loop.is_closed():
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise RuntimeError(
+            "an async on_effect handler needs an event loop: call the Spirit with "
+            "`await spirit.call(...)`"
+        )
+    return asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), loop).result()
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
 def _sig(*params: str, results: tuple[str, ...] = ()) -> WasmSignature:
     return WasmSignature(params, results)
+
+
+# Exact wasm types, so a module declaring another shape gets a clear mismatch.
+SIGNATURES = {
+    "vudo_print": _sig("i32", "i32"),
+    "vudo_println": _sig("i32", "i32"),
+    "vudo_log": _sig("i32", "i32", "i32"),
+    "vudo_error": _sig("i32", "i32"),
+    "vudo_debug": _sig("i32", "i32"),
+    "vudo_alloc": _sig("i32", results=("i32",)),
+    "vudo_free": _sig("i32", "i32"),
+    "vudo_realloc": _sig("i32", "i32", "i32", results=("i32",)),
+    "vudo_now": _sig(results=("i64",)),
+    "vudo_monotonic_now": _sig(results=("i64",)),
+    "vudo_sleep": _sig("i32"),
+    "vudo_random": _sig(results=("f64",)),
+    "vudo_random_bytes": _sig("i32", "i32"),
+    "vudo_emit_effect": _sig("i32", "i32", "i32", results=("i32",)),
+    "vudo_subscribe": _sig("i32", "i32", results=("i32",)),
+    "vudo_breakpoint": _sig(),
+    "vudo_assert": _sig("i32", "i32", "i32"),
+    "vudo_panic": _sig("i32", "i32"),
+    "vudo_abort": _sig("i32", "i32", "i32", "i32", "i32"),
+}
 
 
 def provides(ctx: HostContext) -> Mapping[str, Any]:
@@ -61,6 +111,8 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
             spirit_logger(ctx.spirit_name).debug("effect %r dropped: no on_effect handler", kind)
             return -1
         result = handler(Effect(ctx.spirit_name, kind, payload))
+        if inspect.isawaitable(result):
+            result = await_on_loop(ctx, result)
         return int(result) if isinstance(result, int) else 0
 
     def realloc(ptr: int, old: int, new: int) -> int:
@@ -82,7 +134,9 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
         raise GuestPanic(f"panic: {text(ptr, length)}")
 
     def log(level: int, ptr: int, length: int) -> None:
-        spirit_logger(ctx.spirit_name).log(_LEVELS.get(level, logging.INFO), "%s", text(ptr, length))
+        spirit_logger(ctx.spirit_name).log(
+            _LEVELS.get(level, logging.INFO), "%s", text(ptr, length)
+        )
 
     def random_bytes(ptr: int, length: int) -> None:
         ctx.memory.write_bytes(ptr & 0xFFFFFFFF, os.urandom(length & 0xFFFFFFFF))
@@ -108,39 +162,12 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
         "vudo_panic": panic,
         "vudo_abort": abort,
     }
-    # Exact wasm types, so a module declaring another shape gets a clear mismatch.
-    sigs = {
-        "vudo_print": _sig("i32", "i32"),
-        "vudo_println": _sig("i32", "i32"),
-        "vudo_log": _sig("i32", "i32", "i32"),
-        "vudo_error": _sig("i32", "i32"),
-        "vudo_debug": _sig("i32", "i32"),
-        "vudo_alloc": _sig("i32", results=("i32",)),
-        "vudo_free": _sig("i32", "i32"),
-        "vudo_realloc": _sig("i32", "i32", "i32", results=("i32",)),
-        "vudo_now": _sig(results=("i64",)),
-        "vudo_monotonic_now": _sig(results=("i64",)),
-        "vudo_sleep": _sig("i32"),
-        "vudo_random": _sig(results=("f64",)),
-        "vudo_random_bytes": _sig("i32", "i32"),
-        "vudo_emit_effect": _sig("i32", "i32", "i32", results=("i32",)),
-        "vudo_subscribe": _sig("i32", "i32", results=("i32",)),
-        "vudo_breakpoint": _sig(),
-        "vudo_assert": _sig("i32", "i32", "i32"),
-        "vudo_panic": _sig("i32", "i32"),
-        "vudo_abort": _sig("i32", "i32", "i32", "i32", "i32"),
-    }
-    return {name: HostFunction(fn, signature=sigs[name]) for name, fn in fns.items()}
+    return {name: HostFunction(fn, signature=SIGNATURES[name]) for name, fn in fns.items()}
 
 
 CORE = Loa(
     name="core",
     version=ABI_VERSION,
-    capabilities=(
-        "vudo_print", "vudo_println", "vudo_log", "vudo_error", "vudo_debug", "vudo_alloc",
-        "vudo_free", "vudo_realloc", "vudo_now", "vudo_monotonic_now", "vudo_sleep",
-        "vudo_random", "vudo_random_bytes", "vudo_emit_effect", "vudo_subscribe",
-        "vudo_breakpoint", "vudo_assert", "vudo_panic", "vudo_abort",
-    ),  # fmt: skip
+    capabilities=tuple(SIGNATURES),
     provides=provides,
 )
