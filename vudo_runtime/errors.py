@@ -1,4 +1,7 @@
-"""One exception tree rooted at :class:`VudoError`; every message says what failed and what to do."""
+"""One exception tree rooted at :class:`VudoError`.
+
+Every message says what failed, where, and what to do.
+"""
 
 from __future__ import annotations
 
