@@ -46,12 +46,45 @@ class Ghost:
         return self.entry or list(self.parts)[-1]
 
 
+def _check_ghost(name: str, ghost: Ghost) -> None:
+    """Reject a Ghost whose links or entry name parts it lacks, before summoning any."""
+    parts = list(ghost.parts)
+    listed = ", ".join(parts) or "none"
+    if not parts:
+        raise SeanceError(f"Ghost {name!r} has no parts to summon")
+    if ghost.entry is not None and ghost.entry not in ghost.parts:
+        raise SeanceError(
+            f"Ghost {name!r} names entry {ghost.entry!r}, not one of its parts: {listed}"
+        )
+    for part, links in ghost.links.items():
+        if part not in ghost.parts:
+            raise SeanceError(f"Ghost {name!r} links part {part!r}, not one of its parts: {listed}")
+        for module_name, other in links.items():
+            if other not in ghost.parts or parts.index(other) >= parts.index(part):
+                raise SeanceError(
+                    f"Ghost {name!r}: part {part!r} links import module {module_name!r} to "
+                    f"{other!r}, which is not a part listed before it (parts in order: {listed})"
+                )
+
+
 @attrs.define
 class _Member:
     spirit: Spirit
     source: Source
     options: dict[str, Any]
     restart: Restart
+    restarting: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+
+
+async def _close(spirit: Spirit) -> None:
+    """Close ``spirit``; while a call still holds its Store, wait for it off the event loop."""
+    if spirit._lock.acquire(blocking=False):
+        try:
+            spirit.close()
+        finally:
+            spirit._lock.release()
+    else:
+        await asyncio.get_running_loop().run_in_executor(_worker_pool(), spirit.close)
 
 
 class Seance:
@@ -119,7 +152,7 @@ class Seance:
         }
         spirit = await self._load(name, source, options)
         if name in self._members or self._dismissed:  # lost a race with another summon
-            spirit.close()
+            await _close(spirit)
             self._check_open()
             raise SeanceError(f"a Spirit named {name!r} is already summoned; release it first")
         self._members[name] = _Member(spirit, source, options, restart)
@@ -188,14 +221,24 @@ class Seance:
     async def _summon_ghost(
         self, name: str, ghost: Ghost, *, loas: LoaGrant, stdout: Any
     ) -> Spirit:
+        _check_ghost(name, ghost)
         entry = None
-        for part, source in ghost.parts.items():
-            links = {mod: f"{name}.{other}" for mod, other in ghost.links.get(part, {}).items()}
-            spirit = await self.summon(
-                f"{name}.{part}", source, loas=loas, links=links, stdout=stdout
-            )
-            if part == ghost.entry_part:
-                entry = spirit
+        summoned: list[str] = []
+        try:
+            for part, source in ghost.parts.items():
+                links = {mod: f"{name}.{other}" for mod, other in ghost.links.get(part, {}).items()}
+                spirit = await self.summon(
+                    f"{name}.{part}", source, loas=loas, links=links, stdout=stdout
+                )
+                summoned.append(f"{name}.{part}")
+                if part == ghost.entry_part:
+                    entry = spirit
+        except BaseException:
+            # One unit: a part that fails takes the parts summoned before it along.
+            for member in reversed(summoned):
+                if not self._dismissed and member in self._members:
+                    await self.release(member)
+            raise
         assert entry is not None
         return entry
 
@@ -205,7 +248,7 @@ class Seance:
         del self._members[name]
         self.bus.leave(name)
         self.failures.pop(name, None)
-        member.spirit.close()
+        await _close(member.spirit)
 
     async def dismiss(self) -> None:
         """Release every Spirit. Later use of this Séance raises SeanceError."""
@@ -215,15 +258,19 @@ class Seance:
         for name in list(self._members):
             member = self._members.pop(name)
             self.bus.leave(name)
-            member.spirit.close()
+            await _close(member.spirit)
 
     async def restart(self, name: str) -> Spirit:
         """Replace ``name`` with a fresh instance of the same source and options."""
         member = self._member(name)
         fresh = await self._load(name, member.source, member.options)
-        member.spirit.close()
-        member.spirit = fresh
+        if self._members.get(name) is not member:  # released or dismissed meanwhile
+            await _close(fresh)
+            self._member(name)  # raises: dismissed, or no such Spirit
+            raise SeanceError(f"{name!r} was released and summoned again during its restart")
+        old, member.spirit = member.spirit, fresh
         self.failures.pop(name, None)
+        await _close(old)
         return fresh
 
     # ---- calls -----------------------------------------------------------------------------
@@ -234,11 +281,15 @@ class Seance:
     ) -> Any:  # fmt: skip
         """Call ``fn`` on member ``name``; a trap is recorded in ``failures`` under its name."""
         member = self._member(name)
+        spirit = member.spirit
         try:
-            return await member.spirit.call(fn, *args, timeout=timeout, mode=mode)
+            return await spirit.call(fn, *args, timeout=timeout, mode=mode)
         except SpiritTrap as exc:
-            if member.restart == "on-trap" and not self._dismissed:
-                await self.restart(name)
+            if member.restart == "on-trap":
+                # Calls that trapped together restart the Spirit once, not once each.
+                async with member.restarting:
+                    if member.spirit is spirit and self._members.get(name) is member:
+                        await self.restart(name)
             self.failures[name] = exc
             raise
 
