@@ -130,7 +130,10 @@ class InstancePool:
     def _refill(self) -> None:
         try:
             while not self._closed and len(self._idle) < self.warm:
-                self._idle.append(self._new())
+                spirit = self._new()
+                self._idle.append(spirit)
+                if self._closed:  # close() ran while this instance was being made
+                    self.close()
         finally:
             self._refilling = False
 

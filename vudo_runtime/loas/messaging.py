@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -82,6 +82,25 @@ class MessageBus:
             queue = self._queues.get((name, channel))
             return queue[0] if queue else None
 
+    def recv_if(
+        self, name: str, channel: int, fits: Callable[[Message], bool]
+    ) -> tuple[Message | None, bool]:
+        """Atomically: the next message and whether it fit (it is dequeued only then)."""
+        with self._lock:
+            queue = self._queues.get((name, channel))
+            if not queue:
+                return None, False
+            if not fits(queue[0]):
+                return queue[0], False
+            return queue.popleft(), True
+
+    def requeue(self, message: Message) -> None:
+        """Put a dequeued message back at the head of its queue (delivery failed)."""
+        with self._lock:
+            self._queues.setdefault((message.to, message.channel), collections.deque()).appendleft(
+                message
+            )
+
     def recv(self, name: str, channel: int = 0) -> Message | None:
         with self._lock:
             queue = self._queues.get((name, channel))
@@ -103,7 +122,9 @@ class MessageBus:
                     await event.wait()
                 return message
         except TimeoutError:
-            raise TimeoutError(f"no message for {name!r} on channel {channel} in {timeout}s") from None
+            raise TimeoutError(
+                f"no message for {name!r} on channel {channel} in {timeout}s"
+            ) from None
         finally:
             with self._lock:
                 self._waiters[name].remove(entry)
@@ -137,16 +158,23 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
     def recv_ts(channel: int, from_buf: int, from_max: int, buf: int, buf_max: int) -> int:
         """Payload length; -1 none; -2 a buffer is too small (the message stays queued)."""
         bus = _bus(ctx)
-        message = bus.peek(ctx.spirit_name, channel) if bus is not None else None
-        if bus is None or message is None:
+        if bus is None:
             return -1
-        sender = message.sender.encode()
-        if len(sender) > from_max or len(message.payload) > buf_max:
+
+        def fits(m: Message) -> bool:
+            return len(m.sender.encode()) <= from_max and len(m.payload) <= buf_max
+
+        message, taken = bus.recv_if(ctx.spirit_name, channel, fits)
+        if message is None:
+            return -1
+        if not taken:
             return -2
-        memory = ctx.memory
-        memory.write_bytes(from_buf & 0xFFFFFFFF, sender)
-        memory.write_bytes(buf & 0xFFFFFFFF, message.payload)
-        bus.recv(ctx.spirit_name, channel)
+        try:
+            ctx.memory.write_bytes(from_buf & 0xFFFFFFFF, message.sender.encode())
+            ctx.memory.write_bytes(buf & 0xFFFFFFFF, message.payload)
+        except BaseException:
+            bus.requeue(message)  # a bad buffer pointer must not lose the message
+            raise
         return len(message.payload)
 
     def pending(channel: int = 0) -> int:
