@@ -1,4 +1,7 @@
-"""DOL declarations -> typed Python: the front end (lexer, parser, AST) and the type mapping."""
+"""DOL declarations -> typed Python: the front end (lexer, parser, AST), the type mapping and
+the stub generator (``generate_file``, ``generate_from_dol``, ``generate_from_wasm``)."""
+
+import os
 
 from vudo_runtime.codegen.ast import (
     Const,
@@ -27,6 +30,30 @@ from vudo_runtime.codegen.types import (
     wasm_types,
 )
 
+
+def generate_file(path: str | os.PathLike[str]) -> str:
+    """The typed stub module for a ``.dol`` file, or a facade from a ``.wasm``/``.wat`` file."""
+    from vudo_runtime.codegen import generator
+
+    return generator.generate_file(path)
+
+
+def generate_from_dol(dol_file: DolFile, source_name: str | None = None) -> str:
+    """The typed stub module for a parsed DOL file; ``source_name`` goes in its header."""
+    from vudo_runtime.codegen import generator
+
+    return generator.generate_from_dol(dol_file, source_name)
+
+
+def generate_from_wasm(source: str | bytes | os.PathLike[str], source_name: str) -> str:
+    """A facade from a compiled Spirit's export signatures alone."""
+    from vudo_runtime.codegen import from_wasm
+
+    return from_wasm.generate_from_wasm(source, source_name)
+
+
+# The generator is imported on first use, so `python -m vudo_runtime.codegen.generator`
+# runs it as a script without a second copy already in sys.modules.
 __all__ = [
     "KEYWORDS",
     "Const",
@@ -46,6 +73,9 @@ __all__ = [
     "TypeContext",
     "TypeRef",
     "class_name",
+    "generate_file",
+    "generate_from_dol",
+    "generate_from_wasm",
     "is_void",
     "layout_type",
     "parse_dol",
