@@ -183,7 +183,12 @@ def cmd_codegen(args: argparse.Namespace) -> int:
 
     text = generate_file(args.source)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        out = Path(args.output)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
     return 0
