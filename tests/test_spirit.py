@@ -612,3 +612,15 @@ async def test_async_context_manager_closes() -> None:
 
 def test_repr_names_the_spirit(calc: Spirit) -> None:
     assert "calculator" in repr(calc)
+
+
+async def test_protocol_facade_reads_back_annotated_results() -> None:
+    import typing
+
+    class Strings(typing.Protocol):
+        async def upper(self, s: str) -> str: ...
+        async def str_len(self, s: str) -> int: ...
+
+    facade = (await load_spirit(SPIRITS / "strings.wasm")).as_(Strings)
+    assert await facade.upper("héllo") == "HéLLO"
+    assert await facade.str_len("héllo") == 6

@@ -8,6 +8,7 @@ import operator
 import os
 import re
 import threading
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from time import perf_counter
@@ -714,7 +715,8 @@ class Spirit:
         missing = [n for n, t in target.items() if t not in sigs]
         if missing:
             raise ExportNotFoundError(self.name, ", ".join(missing), self.list_functions())
-        return _ProtocolFacade(self, target, facade.__name__)  # type: ignore[return-value]
+        returns = {n: _read_back_type(getattr(facade, n)) for n in names}
+        return _ProtocolFacade(self, target, returns, facade.__name__)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Release the instance; later calls raise a clear error."""
@@ -747,23 +749,40 @@ class Spirit:
 class _ProtocolFacade:
     """Async methods forwarding to exports, built for ``Spirit.as_(SomeProtocol)``."""
 
-    def __init__(self, spirit: Spirit, target: Mapping[str, str], facade_name: str) -> None:
+    def __init__(
+        self,
+        spirit: Spirit,
+        target: Mapping[str, str],
+        returns: Mapping[str, Any],
+        facade_name: str,
+    ) -> None:
         self._spirit = spirit
         self._facade_name = facade_name
         for attr, export in target.items():
-            setattr(self, attr, self._method(export))
+            setattr(self, attr, self._method(export, returns.get(attr)))
 
-    def _method(self, export: str) -> Callable[..., Any]:
+    def _method(self, export: str, returns: Any) -> Callable[..., Any]:
         spirit = self._spirit
 
         async def method(*args: Any, timeout: float | None = None) -> Any:
-            return await spirit.call(export, *args, timeout=timeout)
+            return await spirit.call(export, *args, timeout=timeout, returns=returns)
 
         method.__name__ = export
         return method
 
     def __repr__(self) -> str:
         return f"<{self._facade_name} facade of {self._spirit!r}>"
+
+
+def _read_back_type(method: Any) -> Any:
+    """``returns=`` for a Protocol method annotated ``-> str``, ``-> bytes`` or a gene class."""
+    try:
+        hint = typing.get_type_hints(method).get("return")
+    except Exception:  # unresolvable annotations: no conversion
+        return None
+    if hint in (str, bytes) or hasattr(hint, "__vudo_layout__"):
+        return hint
+    return None
 
 
 def _trap_message(text: str) -> str:
