@@ -35,6 +35,7 @@ from benchmarks.harness import (
     fmt_time,
     fmt_value,
     interleave,
+    paired_ratio,
 )
 from benchmarks.hosts import Host, Unavailable, make_hosts
 from benchmarks.scenarios import Case, Scenario, Verdict, judge, scenarios, select
@@ -192,8 +193,9 @@ def _note(row: Row, rows: Sequence[Row]) -> str:
             (r for r in rows if r.host == row.host and r.label == note[8:] and r.samples), None
         )
         note = ""
-        if other is not None and med:
-            parts.append(f"speed-up {other.median / med:.2f}x")  # type: ignore[operator]
+        speedup = paired_ratio(other, row) if other is not None else None
+        if speedup is not None:
+            parts.append(f"speed-up {speedup:.2f}x (median of per-round ratios)")
     if row.nbytes and med and row.unit == "s":
         parts.append(fmt_rate(row.nbytes, med))
     if note:
@@ -347,7 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = Sizes(**{**vars(sizes), "repeat": args.repeat})
     loop = asyncio.new_event_loop()
     ctx = Context(sizes=sizes, loop=loop)
-    saved_env = os.environ.get("EXTISM_CACHE_CONFIG")
+    saved_env = {k: os.environ.get(k) for k in ("EXTISM_CACHE_CONFIG", "VUDO_CACHE_DIR")}
+    # vudo's default compiled-module cache goes to the scratch directory too: the run
+    # starts from a known state and leaves nothing behind
+    os.environ["VUDO_CACHE_DIR"] = str(ctx.tmp / "vudo-default-cache")
     try:
         chosen = select(scenarios(sizes, lambda: len(ctx.big_module())), args.scenario)
         if not chosen:
@@ -392,10 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         loop.close()
         shutil.rmtree(ctx.tmp, ignore_errors=True)
-        if saved_env is None:
-            os.environ.pop("EXTISM_CACHE_CONFIG", None)
-        else:
-            os.environ["EXTISM_CACHE_CONFIG"] = saved_env
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 if __name__ == "__main__":

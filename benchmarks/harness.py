@@ -81,6 +81,17 @@ class Row:
         return q[0], q[2]
 
 
+def paired_ratio(num: Row, den: Row) -> float | None:
+    """Median over rounds of ``num``'s sample / ``den``'s sample of the same round.
+
+    Samples are taken round-robin, so the i-th samples of two benches of one case ran
+    seconds apart: their ratio cancels slow drifts (a neighbour's load) that a ratio of
+    medians keeps.
+    """
+    pairs = [a / b for a, b in zip(num.samples, den.samples, strict=False) if b]
+    return statistics.median(pairs) if pairs else None
+
+
 class Timer:
     """Runs benches: sync ones directly, async ones inside one long-lived event loop."""
 
