@@ -624,3 +624,15 @@ async def test_protocol_facade_reads_back_annotated_results() -> None:
     facade = (await load_spirit(SPIRITS / "strings.wasm")).as_(Strings)
     assert await facade.upper("héllo") == "HéLLO"
     assert await facade.str_len("héllo") == 6
+
+
+def test_string_arguments_are_freed_after_the_call() -> None:
+    spirit = Spirit.load_sync(SPIRITS / "strings.wasm")
+    text = "x" * 1024
+    for _ in range(20_000):  # about 20 MiB: more than the memory could hold if kept
+        assert spirit.call_sync("str_len", text) == 1024
+    assert spirit.memory is not None
+    assert spirit.memory.allocated == 0
+    with pytest.raises(SpiritTrap):
+        spirit.call_sync("upper", "\xff" * 70_000)  # the guest's own heap is too small
+    assert spirit.memory.allocated == 0  # freed on a trap too

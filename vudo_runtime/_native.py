@@ -35,8 +35,13 @@ I32_MIN, I32_MAX = -(2**31), 2**32 - 1
 I64_MIN, I64_MAX = -(2**63), 2**64 - 1
 
 #: Converter for an argument the fast path did not accept as-is:
-#: ``convert(position, wasm_type, value) -> int | float``; raises on bad input.
-Converter = Callable[[int, str, Any], Any]
+#: ``convert(position, wasm_type, value, temps) -> int | float``; raises on bad input and
+#: appends to ``temps`` the guest allocations it made (freed after the call).
+Converter = Callable[[int, str, Any, list[int]], Any]
+#: Checks a host function's result: ``convert(position, wasm_type, value) -> value``.
+ResultConverter = Callable[[int, str, Any], Any]
+#: Frees the temporary guest allocations of one call.
+Releaser = Callable[[list[int]], None]
 #: Raised by a generated caller when the number of arguments is wrong.
 ArityHandler = Callable[[int], NoReturn]
 
@@ -72,21 +77,26 @@ def _raise_failure(error: int | None, trap: int | None) -> NoReturn:
 
 def _normalizer(
     params: Sequence[str], convert: Converter, arity: ArityHandler
-) -> Callable[[tuple[Any, ...]], list[Any]]:
-    """Validate and convert all arguments: the slow path, where the clear errors are made."""
+) -> Callable[[tuple[Any, ...]], tuple[list[Any], list[int]]]:
+    """Validate and convert all arguments: the slow path, where the clear errors are made.
 
-    def normalize(args: tuple[Any, ...]) -> list[Any]:
+    Returns the raw values and the guest allocations made for them (strings), which the
+    caller releases once the call is over.
+    """
+
+    def normalize(args: tuple[Any, ...]) -> tuple[list[Any], list[int]]:
         if len(args) != len(params):
             arity(len(args))
         out = []
+        temps: list[int] = []
         for i, (ty, value) in enumerate(zip(params, args, strict=True)):
-            v = convert(i, ty, value)
+            v = convert(i, ty, value, temps)
             if ty in _WRAP and v >= _WRAP[ty][0]:
                 v -= _WRAP[ty][1]  # unsigned spelling of a negative value
             elif ty == "f32":
                 v = ctypes.c_float(v).value  # rounded as the C API does: too large -> inf
             out.append(v)
-        return out
+        return out, temps
 
     return normalize
 
@@ -104,7 +114,8 @@ def _caller_factory(
         return factory
     views = "".join(f", V{i}" for i in range(len(results)))
     lines = [
-        f"def make(normalize, PACK, RAW, CTX, FUNC, BUF, BUFADDR, N, TRAP, TRAPP, fail{views}):"
+        "def make(normalize, release, PACK, RAW, CTX, FUNC, BUF, BUFADDR, N, TRAP, TRAPP, fail"
+        f"{views}):"
     ]
     lines.append("  def call(*args):")
     if fast:
@@ -112,20 +123,29 @@ def _caller_factory(
             lines += [
                 "    try:",
                 "        PACK(BUF, 0, *args)",
+                "        tmp = None",
                 "    except Exception:",
-                "        PACK(BUF, 0, *normalize(args))",
+                "        vals, tmp = normalize(args)",
+                "        PACK(BUF, 0, *vals)",
             ]
         else:
-            lines.append("    if args: normalize(args)")
+            lines += ["    tmp = None", "    if args: normalize(args)"]
         lines += [
             "    err = RAW(CTX, FUNC, BUFADDR, N, TRAPP)",
+            "    if tmp: release(tmp)",
             "    if err or TRAP.value:",
             "        t = TRAP.value; TRAP.value = None; fail(err, t)",
         ]
         # V0, V1 ... are typed views over the buffer, one per result
         outs = [f"V{i}[{i * _VIEW[ty][1]}]" for i, ty in enumerate(results)]
     else:  # FUNC is the wasmtime.Func, CTX the Store
-        lines.append("    r = FUNC(CTX, *normalize(args))")
+        lines += [
+            "    vals, tmp = normalize(args)",
+            "    try:",
+            "        r = FUNC(CTX, *vals)",
+            "    finally:",
+            "        if tmp: release(tmp)",
+        ]
         outs = ["r"] if len(results) == 1 else [f"r[{i}]" for i in range(len(results))]
     if not results:
         lines.append("    return None")
@@ -153,6 +173,7 @@ def build_caller(
     results: Sequence[str],
     convert: Converter,
     arity: ArityHandler,
+    release: Releaser,
     *,
     unchecked: bool = True,
 ) -> Callable[..., Any]:
@@ -168,8 +189,8 @@ def build_caller(
     fast = unchecked and HAVE_UNCHECKED
     make = _caller_factory(params, results, fast)
     if not fast:
-        nothing = (None,) * (5 + len(results))
-        return make(normalize, None, None, store, func, *nothing, None)  # type: ignore[no-any-return]
+        nothing = (None,) * (6 + len(results))
+        return make(normalize, release, None, None, store, func, *nothing)  # type: ignore[no-any-return]
     slots = max(len(params), len(results), 1)
     buf = ctypes.create_string_buffer(slots * _VAL_RAW_SIZE)
     trap = ctypes.c_void_p()
@@ -178,6 +199,7 @@ def build_caller(
     )
     call = make(
         normalize,
+        release,
         _packer(params),
         _RAW_CALL,
         ctypes.c_void_p(ctypes.cast(store._context(), ctypes.c_void_p).value),
@@ -257,7 +279,7 @@ def define_host_func(
     results: Sequence[str],
     resolve: Resolver,
     on_error: ErrorHook,
-    convert: Converter,
+    convert: ResultConverter,
     *,
     unchecked: bool = True,
 ) -> None:

@@ -194,14 +194,19 @@ def cmd_codegen(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def run_bench(argv: Sequence[str]) -> int:
+    """``vudo bench ARGS``: the suite in ``benchmarks/`` of the checkout we run in."""
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
     try:
         bench = importlib.import_module("benchmarks.__main__")
     except ImportError:
-        raise UsageError(
-            "the benchmarks live in the source tree: run `vudo bench` from a checkout"
-        ) from None
-    return int(bench.main(args.rest) or 0)
+        print(
+            "vudo: the benchmarks live in the source tree: run `vudo bench` from a checkout",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return int(bench.main(list(argv)) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,13 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("source")
     gen.add_argument("-o", "--output", help="write the module here (default: stdout)")
     gen.set_defaults(handler=cmd_codegen)
-    bench = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
-    bench.set_defaults(handler=cmd_bench)
+    sub.add_parser("bench", help="run the benchmark suite (from a source checkout)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its options belong to the suite
+        return run_bench(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import operator
 import os
 import re
@@ -596,11 +597,13 @@ class Spirit:
     def _convert(self, fn: str) -> _native.Converter:
         """The slow-path argument converter for ``fn``: the clear errors live here."""
 
-        def convert(pos: int, ty: str, value: Any) -> Any:
+        def convert(pos: int, ty: str, value: Any, temps: list[int]) -> Any:
             where = f"Spirit {self.name!r} function {fn!r} argument {pos + 1} ({ty})"
             if ty in ("i32", "i64"):
                 if isinstance(value, str | bytes) and ty == "i32":
-                    return self._guest_string(value, where)
+                    ptr = self._guest_string(value, where)
+                    temps.append(ptr)
+                    return ptr
                 if isinstance(value, float) or not hasattr(value, "__index__"):
                     raise ArgumentError(
                         f"{where} expects an int, got {type(value).__name__} {value!r}"
@@ -625,6 +628,15 @@ class Spirit:
             raise ArgumentError(f"{where} expects a float, got {type(value).__name__} {value!r}")
 
         return convert
+
+    def _release(self, temps: list[int]) -> None:
+        """Free the strings written for one call's arguments, once the call is over."""
+        memory = self._memory
+        if memory is None:
+            return
+        for ptr in temps:
+            with contextlib.suppress(VudoError):  # the call may have freed or reset it
+                memory.free(ptr)
 
     def _guest_string(self, value: str | bytes, where: str) -> int:
         """A str argument becomes a fresh DOL length-prefixed string in guest memory."""
@@ -654,6 +666,7 @@ class Spirit:
                 sig.results,
                 self._convert(name),
                 arity,
+                self._release,
                 unchecked=unchecked,
             )
 
