@@ -636,3 +636,19 @@ def test_string_arguments_are_freed_after_the_call() -> None:
     with pytest.raises(SpiritTrap):
         spirit.call_sync("upper", "\xff" * 70_000)  # the guest's own heap is too small
     assert spirit.memory.allocated == 0  # freed on a trap too
+
+
+@pytest.mark.parametrize("wasm", sorted(SPIRITS.glob("*.wasm")), ids=lambda p: p.stem)
+def test_interface_read_from_the_binary_matches_the_engine(wasm: Path) -> None:
+    from vudo_runtime import cache
+    from vudo_runtime.engine import EngineSettings
+    from vudo_runtime.spirit import ModuleInfo
+
+    module = cache.compile_module(wasm.read_bytes(), EngineSettings(), cache=False)
+    from_binary = ModuleInfo.of(module)
+    assert cache.interface_of(module) is not None
+    cache._interfaces.pop(module)
+    try:
+        assert ModuleInfo.of(module) == from_binary  # by wasmtime's reflection
+    finally:
+        cache.clear_memory_cache()

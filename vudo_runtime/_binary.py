@@ -56,48 +56,84 @@ class _Reader:
             self.uleb()
 
 
-def unsupported_signatures(wasm: bytes) -> list[str]:
-    """Imports and exports whose function type uses v128 (``"export 'f'"`` ...).
+_VALTYPES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128",
+             0x70: "funcref", 0x6F: "externref"}  # fmt: skip
+_EXTERN_KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 
-    Returns ``[]`` for anything it cannot read: the engine then reports malformed input.
-    """
+FuncType = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+class Interface:
+    """The imports and exports of a module, read from its binary."""
+
+    def __init__(self) -> None:
+        self.types: list[FuncType] = []
+        self.func_types: list[int] = []  # type index of every function, imported first
+        self.imports: list[tuple[str, str, str, FuncType | None]] = []
+        self.exports: list[tuple[str, str, FuncType | None]] = []
+
+    def unsupported(self) -> list[str]:
+        """Imports and exports whose function type uses v128."""
+        found = [
+            f"import {module}.{name}"
+            for module, name, _, ty in self.imports
+            if ty is not None and "v128" in ty[0] + ty[1]
+        ]
+        found += [
+            f"export {name!r}"
+            for name, _, ty in self.exports
+            if ty is not None and "v128" in ty[0] + ty[1]
+        ]
+        return found
+
+
+def read_interface(wasm: bytes) -> Interface | None:
+    """The module's interface, or None where this reader cannot be sure of it (GC types,
+    malformed input: the engine then reports or describes it itself)."""
     try:
-        return _scan(wasm)
-    except (ValueError, IndexError):
-        return []
+        return _parse(wasm)
+    except (ValueError, IndexError, KeyError):
+        return None
 
 
-def _scan(wasm: bytes) -> list[str]:
+def unsupported_signatures(wasm: bytes) -> list[str]:
+    """Imports and exports whose function type uses v128 (``"export 'f'"`` ...)."""
+    interface = read_interface(wasm)
+    return interface.unsupported() if interface is not None else []
+
+
+def _parse(wasm: bytes) -> Interface | None:
     if len(wasm) < 8 or not wasm.startswith(b"\0asm"):
-        return []
+        return None
     top = _Reader(wasm, 8)
-    bad_types: set[int] = set()
-    func_types: list[int] = []  # type index of every function, imported first
-    found: list[str] = []
-    unknown_forms = False
+    out = Interface()
+
+    def functype(index: int) -> FuncType:
+        return out.types[index]
+
+    def valtypes(r: _Reader) -> tuple[str, ...]:
+        return tuple(_VALTYPES.get(r.valtype(), "ref") for _ in range(r.uleb()))
+
     while top.pos < top.end:
         section = top.byte()
         size = top.uleb()
         r = _Reader(wasm, top.pos, top.pos + size)
         top.pos += size
         if section == 1:  # types
-            for index in range(r.uleb()):
+            for _ in range(r.uleb()):
                 if r.byte() != _FUNC_FORM:  # GC rec/sub types: indices no longer simple
-                    unknown_forms = True
-                    break
-                types = [r.valtype() for _ in range(r.uleb())]
-                types += [r.valtype() for _ in range(r.uleb())]
-                if _V128 in types:
-                    bad_types.add(index)
+                    return None
+                params = valtypes(r)
+                out.types.append((params, valtypes(r)))
         elif section == 2:  # imports
             for _ in range(r.uleb()):
                 module, field = r.name(), r.name()
                 kind = r.byte()
+                ty = None
                 if kind == 0x00:
-                    ty = r.uleb()
-                    func_types.append(ty)
-                    if ty in bad_types:
-                        found.append(f"import {module}.{field}")
+                    index = r.uleb()
+                    out.func_types.append(index)
+                    ty = functype(index)
                 elif kind == 0x01:
                     r.valtype()
                     r.limits()
@@ -110,15 +146,14 @@ def _scan(wasm: bytes) -> list[str]:
                     r.byte()
                     r.uleb()
                 else:
-                    return found
+                    return None
+                out.imports.append((module, field, _EXTERN_KINDS[kind], ty))
         elif section == 3:  # functions
-            func_types += [r.uleb() for _ in range(r.uleb())]
+            out.func_types += [r.uleb() for _ in range(r.uleb())]
         elif section == 7:  # exports
             for _ in range(r.uleb()):
                 name = r.name()
                 kind, index = r.byte(), r.uleb()
-                if kind == 0x00 and index < len(func_types) and func_types[index] in bad_types:
-                    found.append(f"export {name!r}")
-    if unknown_forms:
-        return []
-    return found
+                ty = functype(out.func_types[index]) if kind == 0x00 else None
+                out.exports.append((name, _EXTERN_KINDS[kind], ty))
+    return out

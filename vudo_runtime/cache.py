@@ -20,7 +20,7 @@ from pathlib import Path
 
 import wasmtime
 
-from vudo_runtime._binary import unsupported_signatures
+from vudo_runtime._binary import Interface, read_interface
 from vudo_runtime.engine import EngineSettings, get_engine
 from vudo_runtime.errors import SpiritLoadError
 
@@ -31,6 +31,7 @@ _DIGEST = 32
 
 _modules: dict[tuple[EngineSettings, bytes], wasmtime.Module] = {}
 _modules_lock = threading.Lock()
+_interfaces: dict[wasmtime.Module, Interface] = {}
 
 
 class CacheWarning(RuntimeWarning):
@@ -147,7 +148,8 @@ def compile_module(
     module = _modules.get(key)
     if module is not None:
         return module
-    if unsupported := unsupported_signatures(wasm):
+    interface = read_interface(wasm)
+    if interface is not None and (unsupported := interface.unsupported()):
         raise SpiritLoadError(
             f"{source} uses v128 in the signature of {', '.join(unsupported)}; only i32, i64, "
             "f32 and f64 values can cross the host boundary, so this module cannot be hosted. "
@@ -170,7 +172,15 @@ def compile_module(
         if path is not None:
             _write_entry(path, module)
     with _modules_lock:
-        return _modules.setdefault(key, module)
+        module = _modules.setdefault(key, module)
+        if interface is not None:
+            _interfaces[module] = interface
+        return module
+
+
+def interface_of(module: wasmtime.Module) -> Interface | None:
+    """The interface read from the binary ``module`` was compiled from, when known."""
+    return _interfaces.get(module)
 
 
 def _compile_reason(exc: wasmtime.WasmtimeError) -> str:
@@ -189,3 +199,4 @@ def clear_memory_cache() -> None:
     """Forget the in-process cache (the disk cache is untouched)."""
     with _modules_lock:
         _modules.clear()
+        _interfaces.clear()

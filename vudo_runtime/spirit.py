@@ -19,7 +19,7 @@ import attrs
 import wasmtime
 
 from vudo_runtime import _native
-from vudo_runtime.cache import CacheOption, compile_module
+from vudo_runtime.cache import CacheOption, compile_module, interface_of
 from vudo_runtime.engine import NO_DEADLINE, EngineSettings, deadline_ticks
 from vudo_runtime.errors import (
     ArgumentError,
@@ -118,6 +118,16 @@ class ModuleInfo:
 
     @classmethod
     def of(cls, module: wasmtime.Module) -> ModuleInfo:
+        """From the binary when it was read at compile time (fast), else by reflection."""
+        interface = interface_of(module)
+        if interface is not None:
+            kinds = {
+                name: ("table" if kind == "tag" else kind) for name, kind, _ in interface.exports
+            }
+            sigs = {name: Signature(*ty) for name, _, ty in interface.exports if ty is not None}
+            mems = [name for name, kind in kinds.items() if kind == "memory"]
+            memory = "memory" if "memory" in mems else (mems[0] if mems else None)
+            return cls(kinds, sigs, memory)
         exports: dict[str, str] = {}
         signatures: dict[str, Signature] = {}
         memory = None
