@@ -178,6 +178,11 @@ def compile_module(
         return module
 
 
+def is_compiled(wasm: bytes, settings: EngineSettings) -> bool:
+    """Whether ``wasm`` is compiled for ``settings`` in this process already."""
+    return (settings, wasm_digest(wasm)) in _modules
+
+
 def interface_of(module: wasmtime.Module) -> Interface | None:
     """The interface read from the binary ``module`` was compiled from, when known."""
     return _interfaces.get(module)

@@ -20,7 +20,14 @@ from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTrap
 from vudo_runtime.loa import LoaGrant, LoaRegistry, default_registry, plan_link, resolve_grant
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
 from vudo_runtime.loas.state import SharedState
-from vudo_runtime.spirit import CallMode, Source, Spirit, _worker_pool, read_source
+from vudo_runtime.spirit import (
+    CallMode,
+    Source,
+    Spirit,
+    _worker_pool,
+    read_source,
+    ready_to_load,
+)
 
 #: Granted to summoned Spirits when ``loas=`` is not given.
 SEANCE_GRANT = ("core", "messaging", "state")
@@ -160,6 +167,8 @@ class Seance:
         return spirit
 
     async def _load(self, name: str, source: Source, options: dict[str, Any]) -> Spirit:
+        if not options["links"] and ready_to_load(source, options["fuel"] is not None):
+            return self._load_sync(name, source, options)  # cached: cheaper than a thread hop
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             _worker_pool(), lambda: self._load_sync(name, source, options)

@@ -19,7 +19,7 @@ import attrs
 import wasmtime
 
 from vudo_runtime import _native
-from vudo_runtime.cache import CacheOption, compile_module, interface_of
+from vudo_runtime.cache import CacheOption, compile_module, interface_of, is_compiled
 from vudo_runtime.engine import NO_DEADLINE, EngineSettings, deadline_ticks
 from vudo_runtime.errors import (
     ArgumentError,
@@ -73,16 +73,53 @@ def read_source(source: Source, name: str | None) -> tuple[bytes, str, str]:
     if isinstance(source, bytes | bytearray | memoryview):
         data, label, stem = bytes(source), "<bytes>", "spirit"
     elif isinstance(source, str | os.PathLike):
-        path = Path(source)
+        label = os.fspath(source)
+        stem = name or Path(label).stem
         try:
-            data = path.read_bytes()
+            key = _file_key(label)
+            if (known := _sources.get(key)) is not None:
+                return known, stem, label
+            data = Path(label).read_bytes()
         except FileNotFoundError:
-            raise SpiritLoadError(f"Spirit file not found: {path}") from None
+            raise SpiritLoadError(f"Spirit file not found: {label}") from None
         except OSError as exc:
-            raise SpiritLoadError(f"cannot read Spirit file {path}: {exc.strerror}") from exc
-        label, stem = str(path), path.stem
+            raise SpiritLoadError(f"cannot read Spirit file {label}: {exc.strerror}") from exc
+        wasm = _to_wasm(data, label)
+        if len(_sources) >= 256:
+            _sources.clear()
+        _sources[key] = wasm
+        return wasm, stem, label
     else:
         raise TypeError(f"source must be a path or bytes, not {type(source).__name__}")
+    return _to_wasm(data, label), name or stem, label
+
+
+# The wasm of files read before, by (path, mtime, size): loading a known file again reads
+# no bytes and hashes nothing new, so it can run on the event loop thread.
+_sources: dict[tuple[str, int, int], bytes] = {}
+
+
+def _file_key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return (os.fspath(path), st.st_mtime_ns, st.st_size)
+
+
+def ready_to_load(source: Source, fuel: bool) -> bool:
+    """Whether loading ``source`` needs no file read and no compilation (it is cheap)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        wasm: bytes | None = bytes(source)
+    elif isinstance(source, str | os.PathLike):
+        try:
+            wasm = _sources.get(_file_key(source))
+        except OSError:
+            return False
+    else:
+        return False
+    return wasm is not None and is_compiled(wasm, EngineSettings(fuel=fuel))
+
+
+def _to_wasm(data: bytes, label: str) -> bytes:
+    """Check the magic; compile WAT text to wasm."""
     if not data:
         raise SpiritLoadError(f"{label} is empty: expected a WebAssembly module")
     if not data.startswith(b"\0asm"):
@@ -96,7 +133,7 @@ def read_source(source: Source, name: str | None) -> tuple[bytes, str, str]:
             data = bytes(wasmtime.wat2wasm(text))
         except wasmtime.WasmtimeError as exc:
             raise SpiritLoadError(f"{label} is WAT text that does not compile: {exc}") from exc
-    return data, name or stem, label
+    return data
 
 
 def _as_wat(data: bytes) -> str | None:
@@ -277,7 +314,7 @@ class Spirit:
             module,
             settings,
             spirit_name,
-            loas,
+            grant,
             registry=registry,
             unchecked=unchecked,
             stdout=stdout,
@@ -347,7 +384,9 @@ class Spirit:
 
     @classmethod
     async def load(cls, source: Source, **options: Any) -> Spirit:
-        """Load a Spirit; compilation (when not cached) runs on a worker thread."""
+        """Load a Spirit; reading and compiling (when not cached) run on a worker thread."""
+        if ready_to_load(source, options.get("fuel") is not None):
+            return cls.load_sync(source, **options)  # microseconds: a thread hop costs more
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_worker_pool(), lambda: cls.load_sync(source, **options))
 

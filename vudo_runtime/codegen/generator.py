@@ -464,8 +464,9 @@ def host_protocol(
     writer.use("typing", "Protocol")
     body = [
         f"class {name}(Protocol):",
-        *docstring(f"What the {spirit} Spirit imports from its host (a Loa), as raw wasm values.",
-                   _INDENT),
+        *docstring(
+            f"What the {spirit} Spirit imports from its host (a Loa), as raw wasm values.", _INDENT
+        ),
     ]
     names = Names()
     for fname, params, result, doc in imports:
@@ -793,7 +794,11 @@ class _DolModule:
             self.uses_genes(params)
             body.append("")
             body += method_lines(
-                names.take(m.name), params, self.result(m.returns), m.export_name, m.doc,
+                names.take(m.name),
+                params,
+                self.result(m.returns),
+                m.export_name,
+                m.doc,
                 self_ptr=True,
             )
         if info.layout is not None:
