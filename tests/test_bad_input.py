@@ -7,6 +7,7 @@ import math
 import random
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -409,3 +410,11 @@ def test_v128_in_an_import_is_refused_and_internal_v128_is_fine() -> None:
         b' (func (export "ok") (result i32) i32.const 7))'
     )
     assert Spirit.load_sync(inner, cache=False).call_sync("ok") == 7
+
+
+def test_a_start_function_that_never_ends_is_bounded_by_the_timeout() -> None:
+    wat = b"(module (func $forever (loop $l (br $l))) (start $forever))"
+    started = time.monotonic()
+    with pytest.raises(SpiritLoadError, match="start function ran past the timeout"):
+        Spirit.load_sync(wat, cache=False, timeout=0.1)
+    assert time.monotonic() - started < 1.0

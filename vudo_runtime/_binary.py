@@ -71,6 +71,7 @@ class Interface:
         self.func_types: list[int] = []  # type index of every function, imported first
         self.imports: list[tuple[str, str, str, FuncType | None]] = []
         self.exports: list[tuple[str, str, FuncType | None]] = []
+        self.has_start = False  # a start function runs guest code while instantiating
 
     def unsupported(self) -> list[str]:
         """Imports and exports whose function type uses v128."""
@@ -150,6 +151,8 @@ def _parse(wasm: bytes) -> Interface | None:
                 out.imports.append((module, field, _EXTERN_KINDS[kind], ty))
         elif section == 3:  # functions
             out.func_types += [r.uleb() for _ in range(r.uleb())]
+        elif section == 8:  # start
+            out.has_start = True
         elif section == 7:  # exports
             for _ in range(r.uleb()):
                 name = r.name()

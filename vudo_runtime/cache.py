@@ -179,8 +179,11 @@ def compile_module(
 
 
 def is_compiled(wasm: bytes, settings: EngineSettings) -> bool:
-    """Whether ``wasm`` is compiled for ``settings`` in this process already."""
-    return (settings, wasm_digest(wasm)) in _modules
+    """Whether ``wasm`` is compiled for ``settings`` in this process already, with no start
+    function (instantiating it then runs no guest code: it takes microseconds)."""
+    module = _modules.get((settings, wasm_digest(wasm)))
+    interface = _interfaces.get(module) if module is not None else None
+    return interface is not None and not interface.has_start
 
 
 def interface_of(module: wasmtime.Module) -> Interface | None:

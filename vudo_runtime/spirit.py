@@ -360,6 +360,8 @@ class Spirit:
             store.set_fuel(fuel)
         if bindings is not None:
             bindings.bind_store(store)
+        if timeout is not None:  # a start function is bounded like a call
+            store.set_epoch_deadline(deadline_ticks(timeout))
         try:
             instance = pre.instantiate(store)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
@@ -367,9 +369,13 @@ class Spirit:
             if bindings is not None:
                 bindings.detach()
             what = exc.message if isinstance(exc, wasmtime.Trap) else str(exc)
+            if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT:
+                what = f"its start function ran past the timeout of {timeout}s"
             raise SpiritLoadError(
-                f"Spirit {name!r} could not be instantiated: {what.strip()}"
+                f"Spirit {name!r} could not be instantiated: {_trap_message(what)}"
             ) from (cause or exc)
+        if timeout is not None:
+            store.set_epoch_deadline(NO_DEADLINE)
         return cls(
             name=name,
             module=module,
