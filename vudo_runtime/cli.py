@@ -60,6 +60,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     registry = LoaRegistry()
     extra = [registry.register(_load_loa(spec)) for spec in args.loa]
+    ends_line = [True]  # whether the guest's output so far ends with a newline
+
+    def output(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if text:
+            ends_line[0] = text.endswith("\n")
+
     spirit = Spirit.load_sync(
         args.spirit,
         loas=["core", "messaging", *(loa.name for loa in extra)],
@@ -67,6 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cache=not args.no_cache,
         timeout=args.timeout,
         fuel=args.fuel,
+        stdout=output,
     )
     fn = args.function
     if fn is None:
@@ -89,7 +98,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{fn}{sig} takes {len(sig.params)} argument(s), got {len(args.args)}")
     pairs = enumerate(zip(args.args, sig.params, strict=True))
     values = [parse_value(text, ty, i + 1, fn) for i, (text, ty) in pairs]
-    result = spirit.call_sync(fn, *values)
+    try:
+        result = spirit.call_sync(fn, *values)
+    finally:
+        if not ends_line[0]:  # end the guest's last line, so the shell prompt starts clean
+            print()
     if isinstance(result, tuple):
         print(" ".join(map(str, result)))
     elif result is not None:
