@@ -305,3 +305,14 @@ def test_console_script() -> None:
         check=False,
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "42\n", "")
+
+
+def test_python_dash_m_vudo_runtime_is_the_vudo_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "vudo_runtime", "run", str(CALCULATOR), "add", "40", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
