@@ -11,23 +11,13 @@ Integer parameters and results keep i32 unwidened, as older compilers do.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, Self
+from typing import Protocol
 
-from vudo_runtime.spirit import Source, Spirit, load_spirit
+from vudo_runtime.facade import SpiritFacade
 
 
-class AbiProbeSpirit:
+class AbiProbeSpirit(SpiritFacade):
     """Typed calls into the abi_probe Spirit: ``spirit.as_(AbiProbeSpirit)``."""
-
-    __vudo_facade__: ClassVar[bool] = True
-
-    def __init__(self, spirit: Spirit) -> None:
-        self.spirit = spirit
-
-    @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
-        """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
 
     async def greet(self, *, timeout: float | None = None) -> None:
         """Prints "hello from abi_probe" and a newline."""

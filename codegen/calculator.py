@@ -9,23 +9,11 @@ Spirit has no memory and no imports.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
-
-from vudo_runtime.spirit import Source, Spirit, load_spirit
+from vudo_runtime.facade import SpiritFacade
 
 
-class CalculatorSpirit:
+class CalculatorSpirit(SpiritFacade):
     """Typed calls into the calculator Spirit: ``spirit.as_(CalculatorSpirit)``."""
-
-    __vudo_facade__: ClassVar[bool] = True
-
-    def __init__(self, spirit: Spirit) -> None:
-        self.spirit = spirit
-
-    @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
-        """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
 
     async def add(self, a: int, b: int, *, timeout: float | None = None) -> int:
         """Sum of two integers."""

@@ -14,35 +14,8 @@ from typing import Any, ClassVar, Self
 
 import attrs
 
-from vudo_runtime.errors import MemoryAccessError, VudoError
+from vudo_runtime.facade import GeneHandle, SpiritFacade, allocated, gene_memory
 from vudo_runtime.layout import GeneLayout
-from vudo_runtime.memory import MemoryManager
-from vudo_runtime.spirit import Source, Spirit, load_spirit
-
-
-@attrs.frozen
-class GeneHandle:
-    """A gene in a Spirit's memory: the Spirit and the gene's address, ``ptr``."""
-
-    spirit: Spirit
-    ptr: int
-
-
-def _memory(spirit: Spirit) -> MemoryManager:
-    """The Spirit's linear memory, where its genes live."""
-    memory = spirit.memory
-    if memory is None:
-        raise VudoError(f"Spirit {spirit.name!r} exports no memory, so it holds no genes")
-    return memory
-
-
-def _allocated(spirit: Spirit, export: str, ptr: int) -> int:
-    """The address a gene constructor returned; 0 means the Spirit's heap is full."""
-    address = int(ptr) & 0xFFFFFFFF
-    if address == 0:
-        raise MemoryAccessError(f"Spirit {spirit.name!r}: {export} returned 0, its heap is full")
-    return address
-
 
 COUNTER_LAYOUT = GeneLayout.from_fields("Counter", [("value", "i64")])
 
@@ -79,22 +52,12 @@ class CounterHandle(GeneHandle):
 
     async def read(self) -> Counter:
         """The gene's fields as they are now in the Spirit's memory."""
-        fields = _memory(self.spirit).read_gene(self.ptr, COUNTER_LAYOUT)
+        fields = gene_memory(self.spirit).read_gene(self.ptr, COUNTER_LAYOUT)
         return Counter.from_gene(fields)
 
 
-class CounterSpirit:
+class CounterSpirit(SpiritFacade):
     """Typed calls into the counter Spirit: ``spirit.as_(CounterSpirit)``."""
-
-    __vudo_facade__: ClassVar[bool] = True
-
-    def __init__(self, spirit: Spirit) -> None:
-        self.spirit = spirit
-
-    @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
-        """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
 
     async def add_numbers(self, a: int, b: int, *, timeout: float | None = None) -> int:
         """Sum of two integers."""
@@ -103,4 +66,4 @@ class CounterSpirit:
     async def new_counter(self, value: int, *, timeout: float | None = None) -> CounterHandle:
         """A new Counter, allocated by the Spirit (export ``new_Counter``)."""
         ptr = await self.spirit.call("new_Counter", value, timeout=timeout)
-        return CounterHandle(self.spirit, _allocated(self.spirit, "new_Counter", ptr))
+        return CounterHandle(self.spirit, allocated(self.spirit, "new_Counter", ptr))

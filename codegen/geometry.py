@@ -13,35 +13,8 @@ from typing import Any, ClassVar, Self
 
 import attrs
 
-from vudo_runtime.errors import MemoryAccessError, VudoError
+from vudo_runtime.facade import GeneHandle, SpiritFacade, allocated, gene_memory
 from vudo_runtime.layout import GeneLayout
-from vudo_runtime.memory import MemoryManager
-from vudo_runtime.spirit import Source, Spirit, load_spirit
-
-
-@attrs.frozen
-class GeneHandle:
-    """A gene in a Spirit's memory: the Spirit and the gene's address, ``ptr``."""
-
-    spirit: Spirit
-    ptr: int
-
-
-def _memory(spirit: Spirit) -> MemoryManager:
-    """The Spirit's linear memory, where its genes live."""
-    memory = spirit.memory
-    if memory is None:
-        raise VudoError(f"Spirit {spirit.name!r} exports no memory, so it holds no genes")
-    return memory
-
-
-def _allocated(spirit: Spirit, export: str, ptr: int) -> int:
-    """The address a gene constructor returned; 0 means the Spirit's heap is full."""
-    address = int(ptr) & 0xFFFFFFFF
-    if address == 0:
-        raise MemoryAccessError(f"Spirit {spirit.name!r}: {export} returned 0, its heap is full")
-    return address
-
 
 POINT_LAYOUT = GeneLayout.from_fields("Point", [("x", "i64"), ("y", "i64")])
 
@@ -104,7 +77,7 @@ class PointHandle(GeneHandle):
 
     async def read(self) -> Point:
         """The gene's fields as they are now in the Spirit's memory."""
-        fields = _memory(self.spirit).read_gene(self.ptr, POINT_LAYOUT)
+        fields = gene_memory(self.spirit).read_gene(self.ptr, POINT_LAYOUT)
         return Point.from_gene(fields)
 
 
@@ -117,27 +90,17 @@ class MixedHandle(GeneHandle):
 
     async def read(self) -> Mixed:
         """The gene's fields as they are now in the Spirit's memory."""
-        fields = _memory(self.spirit).read_gene(self.ptr, MIXED_LAYOUT)
+        fields = gene_memory(self.spirit).read_gene(self.ptr, MIXED_LAYOUT)
         return Mixed.from_gene(fields)
 
 
-class GeometrySpirit:
+class GeometrySpirit(SpiritFacade):
     """Typed calls into the geometry Spirit: ``spirit.as_(GeometrySpirit)``."""
-
-    __vudo_facade__: ClassVar[bool] = True
-
-    def __init__(self, spirit: Spirit) -> None:
-        self.spirit = spirit
-
-    @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
-        """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
 
     async def new_point(self, x: int, y: int, *, timeout: float | None = None) -> PointHandle:
         """A new Point, allocated by the Spirit (export ``new_Point``)."""
         ptr = await self.spirit.call("new_Point", x, y, timeout=timeout)
-        return PointHandle(self.spirit, _allocated(self.spirit, "new_Point", ptr))
+        return PointHandle(self.spirit, allocated(self.spirit, "new_Point", ptr))
 
     async def new_mixed(
         self,
@@ -149,4 +112,4 @@ class GeometrySpirit:
     ) -> MixedHandle:
         """A new Mixed, allocated by the Spirit (export ``new_Mixed``)."""
         ptr = await self.spirit.call("new_Mixed", count, active, value, timeout=timeout)
-        return MixedHandle(self.spirit, _allocated(self.spirit, "new_Mixed", ptr))
+        return MixedHandle(self.spirit, allocated(self.spirit, "new_Mixed", ptr))

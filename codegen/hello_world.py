@@ -7,23 +7,13 @@ Hello World: prints a string literal through the host.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, Self
+from typing import Protocol
 
-from vudo_runtime.spirit import Source, Spirit, load_spirit
+from vudo_runtime.facade import SpiritFacade
 
 
-class HelloWorldSpirit:
+class HelloWorldSpirit(SpiritFacade):
     """Typed calls into the hello_world Spirit: ``spirit.as_(HelloWorldSpirit)``."""
-
-    __vudo_facade__: ClassVar[bool] = True
-
-    def __init__(self, spirit: Spirit) -> None:
-        self.spirit = spirit
-
-    @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
-        """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
 
     async def greet(self, *, timeout: float | None = None) -> None:
         """Prints "Hello, World!". The literal is stored length-prefixed at

@@ -9,23 +9,11 @@ and `oob_read` keep i32 unwidened, as Spirits from older compilers do.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
-
-from vudo_runtime.spirit import Source, Spirit, load_spirit
+from vudo_runtime.facade import SpiritFacade
 
 
-class LoopsSpirit:
+class LoopsSpirit(SpiritFacade):
     """Typed calls into the loops Spirit: ``spirit.as_(LoopsSpirit)``."""
-
-    __vudo_facade__: ClassVar[bool] = True
-
-    def __init__(self, spirit: Spirit) -> None:
-        self.spirit = spirit
-
-    @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
-        """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
 
     async def spin(self, *, timeout: float | None = None) -> None:
         """Never returns."""

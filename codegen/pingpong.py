@@ -13,23 +13,13 @@ sender's name while a message is being received).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, Self
+from typing import Protocol
 
-from vudo_runtime.spirit import Source, Spirit, load_spirit
+from vudo_runtime.facade import SpiritFacade
 
 
-class PingpongSpirit:
+class PingpongSpirit(SpiritFacade):
     """Typed calls into the pingpong Spirit: ``spirit.as_(PingpongSpirit)``."""
-
-    __vudo_facade__: ClassVar[bool] = True
-
-    def __init__(self, spirit: Spirit) -> None:
-        self.spirit = spirit
-
-    @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
-        """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
 
     async def send_number(
         self,

@@ -11,23 +11,11 @@ as Spirits from older compilers do.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
-
-from vudo_runtime.spirit import Source, Spirit, load_spirit
+from vudo_runtime.facade import SpiritFacade
 
 
-class StringsSpirit:
+class StringsSpirit(SpiritFacade):
     """Typed calls into the strings Spirit: ``spirit.as_(StringsSpirit)``."""
-
-    __vudo_facade__: ClassVar[bool] = True
-
-    def __init__(self, spirit: Spirit) -> None:
-        self.spirit = spirit
-
-    @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
-        """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
 
     async def greeting(self, *, timeout: float | None = None) -> str:
         """The literal "hello", the first literal in the data segment (pointer 0)."""

@@ -15,11 +15,20 @@ from typing import Any
 
 import pytest
 
-from vudo_runtime import GeneLayout, LayoutError, VudoError, load_spirit
+from vudo_runtime import (
+    GeneHandle,
+    GeneLayout,
+    LayoutError,
+    MemoryAccessError,
+    SpiritFacade,
+    VudoError,
+    load_spirit,
+)
 from vudo_runtime.cli import main as vudo
 from vudo_runtime.codegen import generate_file, generate_from_dol, generate_from_wasm, parse_dol
 from vudo_runtime.codegen.generator import GENERATED_MARK, REFRESH_COMMAND, refresh
 from vudo_runtime.codegen.generator import main as generator_main
+from vudo_runtime.facade import allocated, gene_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIRITS = ROOT / "spirits"
@@ -453,7 +462,7 @@ async def test_wasm_only_counter(stubs: Path) -> None:
 
 def test_wasm_only_facade_from_bytes_and_host_imports() -> None:
     text = generate_from_wasm((SPIRITS / "hello_world.wasm").read_bytes(), "hello.wasm")
-    assert "class HelloSpirit:" in text and "class HelloHost(Protocol):" in text
+    assert "class HelloSpirit(SpiritFacade):" in text and "class HelloHost(Protocol):" in text
     assert "def vudo_print(self, arg0: int, arg1: int) -> None:" in text
     assert "async def greet_name(self, arg0: int, *, timeout" in text
 
@@ -484,7 +493,7 @@ def test_unusable_sources_exit_2(
 
 def test_stdout_when_no_output_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert vudo(["codegen", str(SPIRITS / "counter.dol")]) == 0
-    assert "class CounterSpirit:" in capsys.readouterr().out
+    assert "class CounterSpirit(SpiritFacade):" in capsys.readouterr().out
 
 
 # ---- the checked-in stubs in codegen/ -----------------------------------------------------
@@ -556,6 +565,26 @@ def test_checked_in_counter_stub_imports_as_a_package() -> None:
     finally:
         sys.path.remove(str(ROOT))
     assert counter.CounterSpirit.__vudo_facade__ is True
+
+
+async def test_stubs_share_gene_handle_and_spirit_facade() -> None:
+    counter = _import(ROOT / "codegen" / "counter.py")
+    assert issubclass(counter.CounterSpirit, SpiritFacade)
+    assert issubclass(counter.CounterHandle, GeneHandle)
+    assert counter.GeneHandle is GeneHandle  # imported, not defined again
+    async with await load_spirit(SPIRITS / "calculator.wasm") as spirit:  # exports no memory
+        assert isinstance(spirit.as_(counter.CounterSpirit), SpiritFacade)
+        with pytest.raises(VudoError, match="exports no memory, so it holds no genes"):
+            gene_memory(spirit)
+        with pytest.raises(MemoryAccessError, match="new_Counter returned 0, its heap is full"):
+            allocated(spirit, "new_Counter", 0)
+        assert allocated(spirit, "new_Counter", -8) == 0xFFFFFFF8
+
+
+def test_constructor_parameters_do_not_hide_allocated() -> None:
+    text = generate_from_dol(parse_dol("gen Block { has allocated: bool }"), "block.dol")
+    assert "async def new_block(self, allocated_: bool, *" in text
+    assert 'allocated(self.spirit, "new_Block", ptr)' in text
 
 
 # ---- examples -----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import pytest
 from conftest import COUNTER, LOOPS, burn_expected
@@ -75,6 +77,34 @@ async def until_busy(spirit: Spirit) -> None:
             await asyncio.sleep(0.001)
 
 
+T = TypeVar("T")
+
+
+async def beats_during(work: Awaitable[T]) -> tuple[T, int]:
+    """Await ``work`` while a 1 ms heartbeat runs on the loop: its result, and the beats meanwhile.
+
+    A loop blocked for the whole of ``work`` beats once at most.
+    """
+    beats = 0
+    done = asyncio.Event()
+
+    async def heartbeat() -> None:
+        nonlocal beats
+        while not done.is_set():
+            beats += 1
+            await asyncio.sleep(0.001)
+
+    beating = asyncio.create_task(heartbeat())
+    await asyncio.sleep(0)
+    start = beats
+    try:
+        result = await work
+    finally:
+        done.set()
+        await beating
+    return result, beats - start
+
+
 async def test_cancelled_waiting_invoke_never_runs() -> None:
     async with Seance() as s:
         spirit = await s.summon("w", BUMP_WAT, mode="thread")
@@ -116,24 +146,9 @@ async def test_two_cpu_bound_invokes_in_parallel() -> None:
 
 
 async def test_event_loop_keeps_beating_during_a_long_call() -> None:
-    beats = 0
-    done = asyncio.Event()
-
-    async def heartbeat() -> None:
-        nonlocal beats
-        while not done.is_set():
-            beats += 1
-            await asyncio.sleep(0.001)
-
     async with Seance() as s:
         await s.summon("loops", LOOPS, mode="thread")
-        beating = asyncio.create_task(heartbeat())
-        await asyncio.sleep(0)
-        start = beats
-        result = await s.invoke("loops", "burn", 200_000_000)
-        during = beats - start
-        done.set()
-        await beating
+        result, during = await beats_during(s.invoke("loops", "burn", 200_000_000))
     assert result == burn_expected(200_000_000)
     assert during > 10  # a blocked loop would have beaten once at most
 
@@ -224,26 +239,12 @@ async def test_sync_and_async_callers_share_one_spirit() -> None:
 
 
 async def test_release_of_a_busy_spirit_does_not_block_the_loop() -> None:
-    beats = 0
-    done = asyncio.Event()
-
-    async def heartbeat() -> None:
-        nonlocal beats
-        while not done.is_set():
-            beats += 1
-            await asyncio.sleep(0.001)
-
     async with Seance() as s:
         spirit = await s.summon("loops", LOOPS, mode="thread")
         running = asyncio.create_task(s.invoke("loops", "burn", 200_000_000))
         await until_busy(spirit)
-        beating = asyncio.create_task(heartbeat())
-        await asyncio.sleep(0)
-        start = beats
-        await s.release("loops")  # waits for the call to leave the Store, off the loop
-        during = beats - start
-        done.set()
-        await beating
+        # release waits for the call to leave the Store, off the loop
+        _, during = await beats_during(s.release("loops"))
         assert spirit.closed and "loops" not in s
         assert await running == burn_expected(200_000_000)  # the running call completes
     assert during > 10

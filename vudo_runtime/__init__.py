@@ -17,6 +17,7 @@ from vudo_runtime.errors import (
     SpiritTrap,
     VudoError,
 )
+from vudo_runtime.facade import GeneHandle, SpiritFacade
 from vudo_runtime.layout import EnumType, Field, GeneLayout
 from vudo_runtime.loa import (
     HostContext,
@@ -45,6 +46,7 @@ __all__ = [
     "ExportNotFoundError",
     "Field",
     "FuelExhausted",
+    "GeneHandle",
     "GeneLayout",
     "Ghost",
     "HostContext",
@@ -63,6 +65,7 @@ __all__ = [
     "SeanceError",
     "Signature",
     "Spirit",
+    "SpiritFacade",
     "SpiritLoadError",
     "SpiritTimeout",
     "SpiritTrap",

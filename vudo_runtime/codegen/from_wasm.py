@@ -20,6 +20,7 @@ from vudo_runtime.cache import compile_module
 from vudo_runtime.codegen.generator import (
     _INDENT,
     _MODULE_NAMES,
+    FACADE_MODULE,
     FLOAT,
     INT,
     NONE,
@@ -107,7 +108,7 @@ def generate_from_wasm(source: Source, source_name: str) -> str:
             functions.append((export, sig.params, sig.results))
 
     for h in handles.values():
-        writer.helper("handle")
+        writer.use(FACADE_MODULE, "GeneHandle")
         body = [
             f"class {h.cls}(GeneHandle):",
             *docstring(handle_doc(h.gene), _INDENT),
@@ -133,9 +134,9 @@ def generate_from_wasm(source: Source, source_name: str) -> str:
     for h in handles.values():
         if h.constructor is None:
             continue
-        writer.helper("allocated")
         body.append("")
         body += constructor_lines(
+            writer,
             fnames.take(f"new_{snake(h.gene)}"),
             h.cls,
             h.constructor,

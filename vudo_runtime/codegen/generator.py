@@ -4,8 +4,10 @@
 enum, an ``attrs`` class and a :class:`~vudo_runtime.layout.GeneLayout` per gene, a handle
 class per gene (its methods run in the Spirit), a facade ``<Stem>Spirit`` with one typed
 async method per export, and a ``typing.Protocol`` ``<Stem>Host`` for the host functions
-the Spirit imports. Layouts are built with ``GeneLayout.from_fields`` when the stub is
-imported, so their offsets are the runtime's own. The output is deterministic.
+the Spirit imports. Handles subclass :class:`~vudo_runtime.facade.GeneHandle` and facades
+:class:`~vudo_runtime.facade.SpiritFacade`, so the module imports what every stub shares.
+Layouts are built with ``GeneLayout.from_fields`` when the stub is imported, so their
+offsets are the runtime's own. The output is deterministic.
 
 ``python -m vudo_runtime.codegen.generator --refresh`` rewrites the checked-in stubs
 (``codegen/<stem>.py`` for every ``spirits/<stem>.dol``); ``--check`` only reports.
@@ -59,7 +61,7 @@ _MODULE_NAMES = frozenset(
     | {"MemoryAccessError", "VudoError", "MemoryManager", "Source", "Spirit", "load_spirit"}
     | {"GeneHandle", "int", "float", "bool", "str", "tuple", "dict", "object", "type"}
     | {"isinstance", "getattr", "print", "super", "cls", "self"}
-    | {"_memory", "_pointer", "_allocated"}
+    | {"SpiritFacade", "gene_memory", "allocated", "_pointer"}
 )
 #: Ambiguous single letters (ruff E741) and names a method's parameters must not take.
 _BAD_PARAMS = frozenset({"l", "O", "I", "self", "timeout"})
@@ -213,23 +215,10 @@ class Names:
 
 
 _STDLIB = ("enum", "typing")
+#: Where the classes and helpers every stub shares live.
+FACADE_MODULE = "vudo_runtime.facade"
 
-GENE_HANDLE = '''\
-@attrs.frozen
-class GeneHandle:
-    """A gene in a Spirit's memory: the Spirit and the gene's address, ``ptr``."""
-
-    spirit: Spirit
-    ptr: int'''
-
-MEMORY_HELPER = '''\
-def _memory(spirit: Spirit) -> MemoryManager:
-    """The Spirit's linear memory, where its genes live."""
-    memory = spirit.memory
-    if memory is None:
-        raise VudoError(f"Spirit {spirit.name!r} exports no memory, so it holds no genes")
-    return memory'''
-
+#: The one helper a module defines itself, when a method takes a gene.
 POINTER_HELPER = '''\
 def _pointer(spirit: Spirit, value: object) -> int:
     """A handle's address, or the address of a gene instance copied into the Spirit's memory."""
@@ -240,15 +229,7 @@ def _pointer(spirit: Spirit, value: object) -> int:
     layout = getattr(value, "__vudo_layout__", None)
     if not isinstance(layout, GeneLayout):
         raise TypeError(f"expected a gene or a gene handle, got {type(value).__name__}")
-    return _memory(spirit).new_gene(value, layout)'''
-
-ALLOCATED_HELPER = '''\
-def _allocated(spirit: Spirit, export: str, ptr: int) -> int:
-    """The address a gene constructor returned; 0 means the Spirit's heap is full."""
-    address = int(ptr) & 0xFFFFFFFF
-    if address == 0:
-        raise MemoryAccessError(f"Spirit {spirit.name!r}: {export} returned 0, its heap is full")
-    return address'''
+    return gene_memory(spirit).new_gene(value, layout)'''
 
 
 class ModuleWriter:
@@ -259,7 +240,7 @@ class ModuleWriter:
         self.doc = doc
         self._imports: set[tuple[str, str]] = set()
         self.blocks: list[list[str]] = []
-        self._helpers: dict[str, list[str]] = {}
+        self._pointer = False
 
     def use(self, module: str, *names: str) -> None:
         """Import ``names`` from ``module`` (no names: ``import module``)."""
@@ -271,39 +252,13 @@ class ModuleWriter:
     def add(self, lines: list[str]) -> None:
         self.blocks.append(lines)
 
-    def helper(self, key: str) -> None:
-        """Add one of the shared helper definitions (once), with what it imports."""
-        if key in self._helpers:
-            return
-        needs: dict[str, tuple[str, list[tuple[str, str]]]] = {
-            "handle": (GENE_HANDLE, [("attrs", ""), ("vudo_runtime.spirit", "Spirit")]),
-            "memory": (
-                MEMORY_HELPER,
-                [
-                    ("vudo_runtime.spirit", "Spirit"),
-                    ("vudo_runtime.memory", "MemoryManager"),
-                    ("vudo_runtime.errors", "VudoError"),
-                ],
-            ),
-            "pointer": (
-                POINTER_HELPER,
-                [("vudo_runtime.layout", "GeneLayout"), ("vudo_runtime.errors", "VudoError")],
-            ),
-            "allocated": (
-                ALLOCATED_HELPER,
-                [("vudo_runtime.errors", "MemoryAccessError"), ("vudo_runtime.spirit", "Spirit")],
-            ),
-        }
-        if key == "pointer":
-            self.helper("handle")
-            self.helper("memory")
-        text, imports = needs[key]
-        for module, name in imports:
-            if name:
-                self.use(module, name)
-            else:
-                self.use(module)
-        self._helpers[key] = text.splitlines()
+    def pointer_helper(self) -> None:
+        """Define ``_pointer`` (once), with what it imports."""
+        self._pointer = True
+        self.use(FACADE_MODULE, "GeneHandle", "gene_memory")
+        self.use("vudo_runtime.layout", "GeneLayout")
+        self.use("vudo_runtime.errors", "VudoError")
+        self.use("vudo_runtime.spirit", "Spirit")
 
     def _import_lines(self) -> list[str]:
         by_module: dict[str, list[str]] = {}
@@ -351,10 +306,11 @@ class ModuleWriter:
         lines = [GENERATED_MARK, f"# Source: {source}"]
         lines += docstring(self.doc, "")
         lines += ["", *self._import_lines()]
-        order = ("handle", "memory", "pointer", "allocated")
-        blocks = [self._helpers[k] for k in order if k in self._helpers] + self.blocks
-        for block in blocks:
-            lines += ["", "", *block]
+        helpers = [POINTER_HELPER.splitlines()] if self._pointer else []
+        for i, block in enumerate([*helpers, *self.blocks]):
+            # isort: two blank lines after the imports before a def or class, else one
+            one = i == 0 and not block[0].startswith(("class ", "def ", "async def ", "@"))
+            lines += ["", *block] if one else ["", "", *block]
         return "\n".join(lines) + "\n"
 
 
@@ -480,29 +436,24 @@ def host_protocol(
 
 
 def facade_head(writer: ModuleWriter, name: str, spirit: str) -> list[str]:
-    """The facade class's first lines: the marker, ``__init__`` and ``load``."""
-    writer.use("typing", "Any", "ClassVar", "Self")
-    writer.use("vudo_runtime.spirit", "Source", "Spirit", "load_spirit")
+    """The facade class's first lines; ``SpiritFacade`` gives it ``__init__`` and ``load``."""
+    writer.use(FACADE_MODULE, "SpiritFacade")
     return [
-        f"class {name}:",
+        f"class {name}(SpiritFacade):",
         *docstring(f"Typed calls into the {spirit} Spirit: ``spirit.as_({name})``.", _INDENT),
-        "",
-        f"{_INDENT}__vudo_facade__: ClassVar[bool] = True",
-        "",
-        f"{_INDENT}def __init__(self, spirit: Spirit) -> None:",
-        f"{_INDENT * 2}self.spirit = spirit",
-        "",
-        f"{_INDENT}@classmethod",
-        f"{_INDENT}async def load(cls, source: Source, **options: Any) -> Self:",
-        f'{_INDENT * 2}"""Load the Spirit (options as for ``load_spirit``) behind this facade."""',
-        f"{_INDENT * 2}return cls(await load_spirit(source, **options))",
     ]
 
 
 def constructor_lines(
-    name: str, handle: str, export: str, params: Sequence[tuple[str, PyType]], doc: str
+    writer: ModuleWriter,
+    name: str,
+    handle: str,
+    export: str,
+    params: Sequence[tuple[str, PyType]],
+    doc: str,
 ) -> list[str]:
     """The facade's ``new_<gene>`` method: the Spirit allocates the gene, we get a handle."""
+    writer.use(FACADE_MODULE, "allocated")
     inner = _INDENT * 2
     sig = ["self", *(f"{p}: {t.annotation}" for p, t in params), "*", TIMEOUT_PARAM]
     lines = wrap(f"async def {name}(", sig, f") -> {handle}:", _INDENT)
@@ -512,7 +463,7 @@ def constructor_lines(
         args.append(f"_pointer(self.spirit, {p})" if t.kind in ("gene", "handle") else p)
     args.append("timeout=timeout")
     lines += wrap("ptr = await self.spirit.call(", args, ")", inner)
-    made = ["self.spirit", f"_allocated(self.spirit, {lit(export)}, ptr)"]
+    made = ["self.spirit", f"allocated(self.spirit, {lit(export)}, ptr)"]
     return lines + wrap(f"return {handle}(", made, ")", inner)
 
 
@@ -673,7 +624,7 @@ class _DolModule:
 
     def uses_genes(self, params: Sequence[tuple[str, PyType]]) -> None:
         if any(t.kind in ("gene", "handle") for _, t in params):
-            self.w.helper("pointer")
+            self.w.pointer_helper()
 
     # -- emitting -----------------------------------------------------------
 
@@ -773,9 +724,10 @@ class _DolModule:
         w.add(body)
 
     def _handle(self, info: _GeneInfo) -> None:
-        self.w.helper("handle")
         gene = info.gene
         parent = info.parent.handle if info.parent else "GeneHandle"
+        if info.parent is None:
+            self.w.use(FACADE_MODULE, "GeneHandle")
         body = [
             f"class {info.handle}({parent}):",
             *docstring(handle_doc(gene.name), _INDENT),
@@ -802,13 +754,15 @@ class _DolModule:
                 self_ptr=True,
             )
         if info.layout is not None:
-            self.w.helper("memory")
+            self.w.use(FACADE_MODULE, "gene_memory")
+            inner = _INDENT * 2
+            read = "fields = gene_memory(self.spirit).read_gene("
             body += [
                 "",
-                f"{_INDENT}async def read(self) -> {info.cls}:",
-                f'{_INDENT * 2}"""The gene\'s fields as they are now in the Spirit\'s memory."""',
-                f"{_INDENT * 2}fields = _memory(self.spirit).read_gene(self.ptr, {info.layout})",
-                f"{_INDENT * 2}return {info.cls}.from_gene(fields)",
+                *wrap("async def read(", ["self"], f") -> {info.cls}:", _INDENT),
+                f'{inner}"""The gene\'s fields as they are now in the Spirit\'s memory."""',
+                *wrap(read, ["self.ptr", info.layout], ")", inner),
+                f"{inner}return {info.cls}.from_gene(fields)",
             ]
         self.w.add(body)
 
@@ -825,8 +779,7 @@ class _DolModule:
         for info in self.genes.values():
             fields = self._all_fields(info) if info.layout is not None else []
             if fields:
-                self.w.helper("allocated")
-                pnames = Names(_BAD_PARAMS)
+                pnames = Names(_BAD_PARAMS | {"allocated"})  # the body calls allocated()
                 ctor = []
                 for (py, ann, lt), field in zip(fields, self._field_refs(info), strict=True):
                     ty = PyType("enum", ann) if lt.kind == "enum" else self.py(field)
@@ -835,6 +788,7 @@ class _DolModule:
                 export = f"new_{info.gene.name}"
                 body.append("")
                 body += constructor_lines(
+                    self.w,
                     names.take(f"new_{info.snake}"),
                     info.handle,
                     export,
