@@ -279,6 +279,7 @@ class Seance:
             raise SeanceError(f"{name!r} was released and summoned again during its restart")
         old, member.spirit = member.spirit, fresh
         self.failures.pop(name, None)
+        await old.drain()  # calls already sent to the old instance finish there
         await _close(old)
         return fresh
 

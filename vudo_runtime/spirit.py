@@ -241,6 +241,7 @@ class Spirit:
         # Spirits sharing a Store (a Ghost) share its lock: one thread in a Store at a time.
         self._lock = lock if lock is not None else threading.RLock()
         self._closed = False
+        self._in_flight = 0  # awaited calls on worker threads, running or queued
         self._info = module_info(module)
         self._unchecked = unchecked
         # Exports and memory are bound on first use: a fresh instance costs microseconds.
@@ -524,6 +525,7 @@ class Spirit:
                 lock.release()
         loop = asyncio.get_running_loop()
         cancelled = threading.Event()
+        self._in_flight += 1
         try:
             return await loop.run_in_executor(
                 _worker_pool(), self._run_threaded, export, args, timeout, loop, cancelled
@@ -531,6 +533,13 @@ class Spirit:
         except asyncio.CancelledError:
             cancelled.set()  # a call still waiting for the Store must not start later
             raise
+        finally:
+            self._in_flight -= 1
+
+    async def drain(self) -> None:
+        """Wait until the calls already sent to worker threads have finished."""
+        while self._in_flight:
+            await asyncio.sleep(0.001)
 
     def read_back(self, value: Any, returns: Any) -> Any:
         """A returned i32 pointer read as ``returns``: str, bytes, a layout or a gene class."""
