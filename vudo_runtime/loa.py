@@ -242,6 +242,8 @@ class LoaRegistry:
         from vudo_runtime.loas import BUILTIN_LOAS
 
         self._loas: dict[str, Loa] = {loa.name: loa for loa in BUILTIN_LOAS}
+        # resolved grants by the names asked for; forgotten when the registry changes
+        self._grants: dict[tuple[str | Loa, ...], tuple[Loa, ...]] = {}
         for loa in loas:
             self.register(loa)
 
@@ -251,6 +253,7 @@ class LoaRegistry:
         if loa.name in self._loas:
             raise VudoError(f"a Loa named {loa.name!r} is already registered; unregister it first")
         self._loas[loa.name] = loa
+        self._grants.clear()
         return loa
 
     def unregister(self, name: str) -> None:
@@ -258,6 +261,7 @@ class LoaRegistry:
             raise VudoError("the core Loa cannot be unregistered")
         if self._loas.pop(name, None) is None:
             raise KeyError(f"no Loa named {name!r} is registered")
+        self._grants.clear()
 
     def get(self, name: str) -> Loa:
         try:
@@ -305,6 +309,9 @@ def resolve_grant(
     names: Iterable[str | Loa] = default if loas is None else loas
     if isinstance(names, str | Loa):
         names = [names]
+    key = tuple(names) if isinstance(names, tuple | list) else None
+    if key is not None and (known := registry._grants.get(key)) is not None:
+        return known, registry
     granted: dict[str, Loa] = {}
     for item in names:
         if isinstance(item, Loa):
@@ -317,7 +324,10 @@ def resolve_grant(
                 f"{', '.join(registry.names())}); register it or pass the Loa object"
             )
     granted.setdefault("core", registry.get("core"))
-    return tuple(granted.values()), registry
+    result = tuple(granted.values())
+    if key is not None:
+        registry._grants[key] = result
+    return result, registry
 
 
 # ---- per-instance state --------------------------------------------------------------------

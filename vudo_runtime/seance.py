@@ -25,8 +25,8 @@ from vudo_runtime.spirit import (
     Source,
     Spirit,
     _worker_pool,
+    known_wasm,
     read_source,
-    ready_to_load,
 )
 
 #: Granted to summoned Spirits when ``loas=`` is not given.
@@ -167,8 +167,8 @@ class Seance:
         return spirit
 
     async def _load(self, name: str, source: Source, options: dict[str, Any]) -> Spirit:
-        if not options["links"] and ready_to_load(source, options["fuel"] is not None):
-            return self._load_sync(name, source, options)  # cached: cheaper than a thread hop
+        if not options["links"] and (wasm := known_wasm(source, options["fuel"] is not None)):
+            return self._load_sync(name, wasm, options)  # cached: cheaper than a thread hop
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             _worker_pool(), lambda: self._load_sync(name, source, options)

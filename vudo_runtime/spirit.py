@@ -94,6 +94,12 @@ def read_source(source: Source, name: str | None) -> tuple[bytes, str, str]:
     return _to_wasm(data, label), name or stem, label
 
 
+def _default_name(source: Source) -> str:
+    if isinstance(source, str | os.PathLike):
+        return Path(os.fspath(source)).stem
+    return "spirit"
+
+
 # The wasm of files read before, by (path, mtime, size): loading a known file again reads
 # no bytes and hashes nothing new, so it can run on the event loop thread.
 _sources: dict[tuple[str, int, int], bytes] = {}
@@ -104,18 +110,19 @@ def _file_key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
     return (os.fspath(path), st.st_mtime_ns, st.st_size)
 
 
-def ready_to_load(source: Source, fuel: bool) -> bool:
-    """Whether loading ``source`` needs no file read and no compilation (it is cheap)."""
+def known_wasm(source: Source, fuel: bool) -> bytes | None:
+    """The wasm of ``source`` when loading it needs no file read and no compilation (it is
+    cheap enough for the event loop thread), else None."""
     if isinstance(source, bytes | bytearray | memoryview):
         wasm: bytes | None = bytes(source)
     elif isinstance(source, str | os.PathLike):
         try:
             wasm = _sources.get(_file_key(source))
         except OSError:
-            return False
+            return None
     else:
-        return False
-    return wasm is not None and is_compiled(wasm, EngineSettings(fuel=fuel))
+        return None
+    return wasm if wasm is not None and is_compiled(wasm, EngineSettings(fuel=fuel)) else None
 
 
 def _to_wasm(data: bytes, label: str) -> bytes:
@@ -392,8 +399,9 @@ class Spirit:
     @classmethod
     async def load(cls, source: Source, **options: Any) -> Spirit:
         """Load a Spirit; reading and compiling (when not cached) run on a worker thread."""
-        if ready_to_load(source, options.get("fuel") is not None):
-            return cls.load_sync(source, **options)  # microseconds: a thread hop costs more
+        if (wasm := known_wasm(source, options.get("fuel") is not None)) is not None:
+            options.setdefault("name", _default_name(source))
+            return cls.load_sync(wasm, **options)  # microseconds: a thread hop costs more
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_worker_pool(), lambda: cls.load_sync(source, **options))
 
