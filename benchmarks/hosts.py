@@ -525,7 +525,7 @@ class VudoHost(Host):
                 metric="%",
                 before=new_spirit,
                 after=drop_spirit,
-                note="auto mode runs an unknown function inline once",
+                note="an unknown function runs on a worker thread first",
             ),
             Bench("idle loop, no call (reference)", idle, is_async=True, metric="%"),
         ]

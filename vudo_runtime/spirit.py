@@ -212,7 +212,9 @@ class _Export:
     signature: Signature
     invoke: Callable[..., Any]
     mode: CallMode = "auto"
-    slow: bool = False  # learned: recent calls ran longer than THREAD_THRESHOLD
+    # learned: recent calls ran longer than THREAD_THRESHOLD. Unknown counts as slow, so an
+    # awaited first call never blocks the event loop; a short one makes the next run inline.
+    slow: bool = True
 
 
 class Spirit:
