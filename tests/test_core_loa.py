@@ -310,8 +310,10 @@ def test_effect_handler_exception_is_the_trap_cause() -> None:
 # ---- debugging and failure ----------------------------------------------------------------
 
 
-def test_breakpoint_is_a_no_op(probe: Spirit) -> None:
+def test_breakpoint_logs_and_goes_on(probe: Spirit, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="vudo.spirit")
     assert probe.call_sync("breakpoint") is None
+    assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == ["breakpoint"]
 
 
 def test_assert_passes_when_true(probe: Spirit) -> None:

@@ -157,7 +157,7 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
         "vudo_random_bytes": random_bytes,
         "vudo_emit_effect": lambda kind, p, n: emit(kind, ctx.read_bytes(p, n)),
         "vudo_subscribe": lambda p, n: emit("subscribe", ctx.read_bytes(p, n)),
-        "vudo_breakpoint": lambda: None,
+        "vudo_breakpoint": lambda: spirit_logger(ctx.spirit_name).debug("breakpoint"),
         "vudo_assert": assert_,
         "vudo_panic": panic,
         "vudo_abort": abort,
