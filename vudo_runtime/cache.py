@@ -151,9 +151,10 @@ def compile_module(
     interface = read_interface(wasm)
     if interface is not None and (unsupported := interface.unsupported()):
         raise SpiritLoadError(
-            f"{source} uses v128 in the signature of {', '.join(unsupported)}; only i32, i64, "
-            "f32 and f64 values can cross the host boundary, so this module cannot be hosted. "
-            "Keep SIMD values inside the module."
+            f"{source} cannot be hosted: the signature of {', '.join(unsupported)} uses value "
+            "types that cannot cross the host boundary (only i32, i64, f32, f64, funcref and "
+            "externref can). Keep SIMD (v128) values and GC, typed-function and exception "
+            "references inside the module."
         )
     engine = get_engine(settings)
     directory = resolve_cache_dir(cache)
@@ -169,12 +170,19 @@ def compile_module(
                 f"{source} is not a valid WebAssembly module: {_compile_reason(exc)}. "
                 "Rebuild it with a wasm toolchain (or check that the file is complete)."
             ) from exc
-        if path is not None:
+        if interface is not None and path is not None:
             _write_entry(path, module)
+    if interface is None:
+        # Valid for the engine, yet unreadable here: describing its imports and exports
+        # through the C API could abort the process, so it is not hosted.
+        raise SpiritLoadError(
+            f"{source} uses a WebAssembly encoding this runtime cannot read (in its type, "
+            "import or export section), so its imports and exports cannot be checked safely; "
+            "it cannot be hosted. Build it without experimental wasm proposals."
+        )
     with _modules_lock:
         module = _modules.setdefault(key, module)
-        if interface is not None:
-            _interfaces[module] = interface
+        _interfaces[module] = interface
         return module
 
 

@@ -66,6 +66,10 @@ def get_engine(settings: EngineSettings = EngineSettings()) -> wasmtime.Engine:
     return engine
 
 
+#: Elements one table may hold (about 8 MiB). Tables have no other bound: without one a
+#: single ``table.grow`` makes the host allocate up to 32 GiB, whatever ``max_memory`` says.
+MAX_TABLE_ELEMENTS = 1 << 20
+
 #: Slots of the pooling allocator, shared by every pooled instance of the process.
 POOL_INSTANCES = 1000
 POOL_MAX_MEMORY = 256 << 20  # bytes per linear memory slot (DOL Spirits use <= 16 MiB)
@@ -127,3 +131,52 @@ def deadline_ticks(timeout: float) -> int:
     _ticker.ensure_running()
     # +1: the current tick may be about to end, so never cut a call short.
     return math.ceil(timeout / TICK_SECONDS) + 1
+
+
+# When the call running in a Store must end (time.monotonic(); inf: never), by the Store's
+# context address. A call made while another runs in the same Store (a host function
+# calling back into its Spirit) keeps the outer deadline, and host functions that wait
+# (vudo_sleep) stop waiting at it.
+_call_ends: dict[int, float] = {}
+
+
+def begin_call(store: wasmtime.Store, address: int, timeout: float | None) -> float | None:
+    """Enter a call in ``store``, bounded by ``timeout`` seconds and by the deadline of the
+    call it runs inside; returns that outer call's end (None: not nested), for end_call."""
+    outer = _call_ends.get(address)
+    if timeout is None:
+        _call_ends[address] = math.inf if outer is None else outer
+        return outer
+    ticks = deadline_ticks(timeout)  # validates timeout
+    now = time.monotonic()
+    end = now + timeout
+    if outer is not None and outer < end:
+        end = outer
+        ticks = _ticks_until(end, now)
+    _call_ends[address] = end
+    store.set_epoch_deadline(ticks)
+    return outer
+
+
+def end_call(store: wasmtime.Store, address: int, outer: float | None, bounded: bool) -> None:
+    """Leave a call entered with begin_call: the outer call's deadline holds again."""
+    if outer is None:
+        _call_ends.pop(address, None)
+        if bounded:
+            store.set_epoch_deadline(NO_DEADLINE)
+    else:
+        _call_ends[address] = outer
+        if bounded:
+            store.set_epoch_deadline(_ticks_until(outer, time.monotonic()))
+
+
+def _ticks_until(end: float, now: float) -> int:
+    """Ticks from now to ``end``; at least one, so a passed deadline interrupts at once."""
+    return NO_DEADLINE if end == math.inf else deadline_ticks(max(end - now, TICK_SECONDS / 2))
+
+
+def time_left(address: int) -> float | None:
+    """Seconds before the call running in the Store at ``address`` must end (None: no
+    deadline, or no call running)."""
+    end = _call_ends.get(address)
+    return None if end is None or end == math.inf else max(end - time.monotonic(), 0.0)

@@ -19,7 +19,7 @@ import attrs
 import wasmtime
 
 from vudo_runtime import _native
-from vudo_runtime.engine import EngineSettings, get_engine
+from vudo_runtime.engine import EngineSettings, get_engine, time_left
 from vudo_runtime.errors import (
     CapabilityError,
     MissingImportError,
@@ -369,6 +369,13 @@ class HostContext:
         return self.bindings.stdout
 
     @property
+    def time_left(self) -> float | None:
+        """Seconds before the running call's ``timeout=`` deadline (None: it has none). A
+        host function that waits must not wait longer: the guest cannot be interrupted
+        while the host runs."""
+        return time_left(self.bindings.store_address)
+
+    @property
     def on_effect(self) -> Callable[..., Any] | None:
         return self.bindings.on_effect
 
@@ -486,6 +493,11 @@ class HostBindings:
     def has_async(self) -> bool:
         return self.plan.has_async
 
+    @property
+    def store_address(self) -> int:
+        """The context address of the Store the instance lives in (0 before bind_store)."""
+        return self._address
+
     def bind_store(self, store: wasmtime.Store) -> None:
         """Register before instantiation, so a start function's host calls find us."""
         self._address = _native.store_address(store)
@@ -590,6 +602,7 @@ def plan_link(
     hints: list[str] = []
     denied: list[str] = []
     to_grant: list[str] = []
+    declared: dict[tuple[str, str], WasmSignature] = {}
     for imp in module.imports:
         if links and imp.module in links:
             continue
@@ -598,6 +611,14 @@ def plan_link(
             missing.append(_describe(imp))
             continue
         sig = _signature(ty)
+        first = declared.setdefault((imp.module, imp.name), sig)
+        if first is not sig:  # imported again: one name is one host function in the linker
+            if first != sig:
+                raise SpiritLoadError(
+                    f"Spirit {spirit!r} imports {imp.module}.{imp.name} twice, as {first} and "
+                    f"as {sig}; one import name can have one signature only"
+                )
+            continue  # the same signature again: the one definition serves both
         found = None
         for loa in granted:
             entry = offered[loa.name].get(imp.name)

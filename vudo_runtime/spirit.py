@@ -20,11 +20,19 @@ import wasmtime
 
 from vudo_runtime import _native
 from vudo_runtime.cache import CacheOption, compile_module, interface_of, is_compiled
-from vudo_runtime.engine import NO_DEADLINE, EngineSettings, deadline_ticks
+from vudo_runtime.engine import (
+    MAX_TABLE_ELEMENTS,
+    NO_DEADLINE,
+    EngineSettings,
+    begin_call,
+    deadline_ticks,
+    end_call,
+)
 from vudo_runtime.errors import (
     ArgumentError,
     ExportNotFoundError,
     FuelExhausted,
+    MemoryAccessError,
     SpiritLoadError,
     SpiritTimeout,
     SpiritTrap,
@@ -45,6 +53,33 @@ THREAD_THRESHOLD = 0.002
 _executor: concurrent.futures.ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
+#: Native stack of the worker threads. wasmtime lets guest code use up to 512 KiB of the
+#: calling thread's stack before it traps ("call stack exhausted"); on a smaller stack
+#: (musl's default thread stack is 128 KiB) deep guest recursion overflows it and the
+#: process dies of SIGSEGV.
+WORKER_STACK = 8 << 20
+
+
+class _Workers(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool whose threads get WORKER_STACK bytes of stack, whatever the default."""
+
+    def _adjust_thread_count(self) -> None:  # where the executor starts its threads
+        with _stack_lock:
+            try:
+                previous = threading.stack_size(WORKER_STACK)  # (returns the size replaced)
+            except (ValueError, RuntimeError):  # pragma: no cover - a platform without it
+                super()._adjust_thread_count()
+                return
+            if previous > WORKER_STACK:
+                threading.stack_size(previous)
+            try:
+                super()._adjust_thread_count()
+            finally:
+                threading.stack_size(previous)
+
+
+_stack_lock = threading.Lock()
+
 
 def _worker_pool() -> concurrent.futures.ThreadPoolExecutor:
     """Threads for long calls; wasm releases the GIL, so these run truly in parallel."""
@@ -53,7 +88,7 @@ def _worker_pool() -> concurrent.futures.ThreadPoolExecutor:
         with _executor_lock:
             if _executor is None:
                 workers = max(4, 2 * (os.cpu_count() or 1))
-                _executor = concurrent.futures.ThreadPoolExecutor(workers, "vudo-call")
+                _executor = _Workers(workers, "vudo-call")
     return _executor
 
 
@@ -242,6 +277,8 @@ class Spirit:
         self.name = name
         self.module = module
         self._store = store
+        known = bindings.store_address if bindings is not None else 0
+        self._address = known or _native.store_address(store)  # keys its call deadline
         self._instance = instance
         self._bindings = bindings
         self.timeout: float | None = None
@@ -364,14 +401,17 @@ class Spirit:
 
         store = wasmtime.Store(get_engine(settings))
         store.set_epoch_deadline(NO_DEADLINE)
-        if max_memory is not None:
-            store.set_limits(memory_size=max_memory)
+        store.set_limits(
+            memory_size=-1 if max_memory is None else max_memory,
+            table_elements=MAX_TABLE_ELEMENTS,
+        )
         if fuel is not None:
             store.set_fuel(fuel)
         if bindings is not None:
             bindings.bind_store(store)
+        address = 0 if timeout is None else _native.store_address(store)
         if timeout is not None:  # a start function is bounded like a call
-            store.set_epoch_deadline(deadline_ticks(timeout))
+            begin_call(store, address, timeout)
         try:
             instance = pre.instantiate(store)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
@@ -384,8 +424,9 @@ class Spirit:
             raise SpiritLoadError(
                 f"Spirit {name!r} could not be instantiated: {_trap_message(what)}"
             ) from (cause or exc)
-        if timeout is not None:
-            store.set_epoch_deadline(NO_DEADLINE)
+        finally:
+            if timeout is not None:
+                end_call(store, address, None, True)
         return cls(
             name=name,
             module=module,
@@ -603,17 +644,17 @@ class Spirit:
             except (wasmtime.Trap, wasmtime.WasmtimeError, TypeError) as exc:
                 raise self._call_error(export, args, exc, None) from self._host_cause(exc)
         limit = self.timeout if timeout is None else timeout
-        if limit is not None:
-            self._store.set_epoch_deadline(deadline_ticks(limit))
-        if self.fuel is not None:
-            self._store.set_fuel(self.fuel)
+        # A call made from inside another (a host function calling back into the Spirit)
+        # keeps the outer call's deadline and shares its fuel budget.
+        outer = begin_call(self._store, self._address, limit)
         try:
+            if self.fuel is not None and outer is None:
+                self._store.set_fuel(self.fuel)
             return export.invoke(*args)
         except (wasmtime.Trap, wasmtime.WasmtimeError, TypeError) as exc:
             raise self._call_error(export, args, exc, limit) from self._host_cause(exc)
         finally:
-            if limit is not None:
-                self._store.set_epoch_deadline(NO_DEADLINE)
+            end_call(self._store, self._address, outer, limit is not None)
 
     def _call_error(
         self, export: _Export, args: tuple[Any, ...], exc: Exception, limit: float | None
@@ -709,7 +750,8 @@ class Spirit:
         if memory is None:
             return
         for ptr in temps:
-            with contextlib.suppress(VudoError):  # the call may have freed or reset it
+            # the call may have freed or reset it; a trap in the guest's free still counts
+            with contextlib.suppress(MemoryAccessError):
                 memory.free(ptr)
 
     def _guest_string(self, value: str | bytes, where: str) -> int:
@@ -765,24 +807,26 @@ class Spirit:
         alloc_fn: Callable[[int, int], int] | None = None
         free_fn: Callable[[int, int, int], None] | None = None
         sigs = self._info.signatures
+        # Called through _run, as calls are: bounded by the Spirit's timeout and fuel when
+        # the host allocates outside a call, by the running call's deadline inside one.
+        run = self._run
         for cand in ("alloc", "malloc", "__wbindgen_malloc"):
             if cand not in sigs or sigs[cand].results != ("i32",) or len(sigs[cand].params) > 2:
                 continue
             e = self._export(cand)
-            inv = e.invoke
             alloc_fn = (
-                (lambda size, align, inv=inv: inv(size, align))
+                (lambda size, align, e=e: run(e, (size, align), None))
                 if len(e.signature.params) == 2
-                else (lambda size, align, inv=inv: inv(size))
+                else (lambda size, align, e=e: run(e, (size,), None))
             )
             break
         for cand in ("free", "__wbindgen_free", "dealloc"):
             if alloc_fn is None or cand not in sigs or sigs[cand].results:
                 continue
             e = self._export(cand)
-            inv, n = e.invoke, len(e.signature.params)
+            n = len(e.signature.params)
             if 1 <= n <= 3:
-                free_fn = lambda ptr, size, align, inv=inv, n=n: inv(*(ptr, size, align)[:n])  # noqa: E731
+                free_fn = lambda ptr, size, align, e=e, n=n: run(e, (ptr, size, align)[:n], None)  # noqa: E731
                 break
         return alloc_fn, free_fn
 

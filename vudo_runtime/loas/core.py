@@ -139,7 +139,15 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
         )
 
     def random_bytes(ptr: int, length: int) -> None:
-        ctx.memory.write_bytes(ptr & 0xFFFFFFFF, os.urandom(length & 0xFFFFFFFF))
+        ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
+        memory = ctx.memory
+        memory.view(ptr, length)  # bounds first: never make gigabytes for a bad length
+        memory.write_bytes(ptr, os.urandom(length))
+
+    def sleep(ms: int) -> None:
+        seconds = max(ms, 0) / 1000
+        left = ctx.time_left  # never past the call's deadline: it cannot interrupt a sleep
+        time.sleep(seconds if left is None else min(seconds, left))
 
     fns: dict[str, Any] = {
         "vudo_print": lambda p, n: write_output(ctx, text(p, n)),
@@ -152,7 +160,7 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
         "vudo_realloc": realloc,
         "vudo_now": lambda: time.time_ns() // 1_000_000,
         "vudo_monotonic_now": time.monotonic_ns,
-        "vudo_sleep": lambda ms: time.sleep(max(ms, 0) / 1000),
+        "vudo_sleep": sleep,
         "vudo_random": _rng.random,
         "vudo_random_bytes": random_bytes,
         "vudo_emit_effect": lambda kind, p, n: emit(kind, ctx.read_bytes(p, n)),
