@@ -25,7 +25,8 @@ from vudo_runtime.errors import (
     SpiritTrap,
     VudoError,
 )
-from vudo_runtime.spirit import CallMode, Signature, Spirit, load_spirit
+from vudo_runtime.module import Signature
+from vudo_runtime.spirit import CallMode, Spirit, load_spirit
 
 CALC_FUNCTIONS = ["add", "sub", "mul", "div", "neg", "average", "noop", "divmod", "is_even"]
 
@@ -642,7 +643,7 @@ def test_string_arguments_are_freed_after_the_call() -> None:
 def test_interface_read_from_the_binary_matches_the_engine(wasm: Path) -> None:
     from vudo_runtime import cache
     from vudo_runtime.engine import EngineSettings
-    from vudo_runtime.spirit import ModuleInfo
+    from vudo_runtime.module import ModuleInfo
 
     module = cache.compile_module(wasm.read_bytes(), EngineSettings(), cache=False)
     from_binary = ModuleInfo.of(module)

@@ -29,9 +29,10 @@ from vudo_runtime.loa import (
 )
 from vudo_runtime.loas import Effect, Message
 from vudo_runtime.memory import HEAP_END, MemoryManager
+from vudo_runtime.module import Signature
 from vudo_runtime.pool import InstancePool, PoolStats
 from vudo_runtime.seance import Ghost, Seance
-from vudo_runtime.spirit import Signature, Spirit, load_spirit
+from vudo_runtime.spirit import Spirit, load_spirit
 
 __version__ = "0.1.0"
 

@@ -114,7 +114,7 @@ def describe(path: str) -> dict[str, Any]:
     """Imports, exports and what is recognised of the DOL ABI, as plain data."""
     from vudo_runtime.cache import compile_module
     from vudo_runtime.engine import EngineSettings
-    from vudo_runtime.spirit import read_source
+    from vudo_runtime.module import read_source
 
     wasm, name, label = read_source(path, None)
     module = compile_module(wasm, EngineSettings(), source=label)

@@ -20,7 +20,8 @@ from vudo_runtime.cache import CacheOption, compile_module, wasm_digest
 from vudo_runtime.engine import HAVE_POOLING, EngineSettings
 from vudo_runtime.errors import PoolTimeout, SpiritLoadError, VudoError
 from vudo_runtime.loa import HostBindings, LinkPlan, Loa, LoaRegistry, link, resolve_grant
-from vudo_runtime.spirit import CallMode, Source, Spirit, _worker_pool, read_source
+from vudo_runtime.module import Source, read_source
+from vudo_runtime.spirit import CallMode, Spirit, _worker_pool
 
 PoolKey = tuple[bytes, bool, int | None, frozenset[Loa]]
 

@@ -20,14 +20,8 @@ from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTrap
 from vudo_runtime.loa import LoaGrant, LoaRegistry, default_registry, plan_link, resolve_grant
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
 from vudo_runtime.loas.state import SharedState
-from vudo_runtime.spirit import (
-    CallMode,
-    Source,
-    Spirit,
-    _worker_pool,
-    known_wasm,
-    read_source,
-)
+from vudo_runtime.module import Source, known_wasm, read_source
+from vudo_runtime.spirit import CallMode, Spirit, _worker_pool
 
 #: Granted to summoned Spirits when ``loas=`` is not given.
 SEANCE_GRANT = ("core", "messaging", "state")

@@ -9,9 +9,7 @@ import operator
 import os
 import re
 import threading
-import typing
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
@@ -19,7 +17,7 @@ import attrs
 import wasmtime
 
 from vudo_runtime import _native
-from vudo_runtime.cache import CacheOption, compile_module, interface_of, is_compiled
+from vudo_runtime.cache import CacheOption, compile_module
 from vudo_runtime.engine import (
     MAX_TABLE_ELEMENTS,
     NO_DEADLINE,
@@ -38,12 +36,19 @@ from vudo_runtime.errors import (
     SpiritTrap,
     VudoError,
 )
+from vudo_runtime.module import (
+    Signature,
+    Source,
+    default_name,
+    known_wasm,
+    module_info,
+    read_source,
+)
 
 if TYPE_CHECKING:
     from vudo_runtime.loa import HostBindings, LoaGrant, LoaRegistry
     from vudo_runtime.memory import MemoryManager
 
-Source = str | bytes | bytearray | memoryview | os.PathLike[str]
 CallMode = Literal["auto", "inline", "thread"]
 T = TypeVar("T")
 
@@ -90,153 +95,6 @@ def _worker_pool() -> concurrent.futures.ThreadPoolExecutor:
                 workers = max(4, 2 * (os.cpu_count() or 1))
                 _executor = _Workers(workers, "vudo-call")
     return _executor
-
-
-@attrs.frozen
-class Signature:
-    """An export's wasm parameter and result types, as strings like ``"i64"``."""
-
-    params: tuple[str, ...]
-    results: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"({', '.join(self.params)}) -> ({', '.join(self.results)})"
-
-
-def read_source(source: Source, name: str | None) -> tuple[bytes, str, str]:
-    """``(wasm bytes, spirit name, label for messages)``; WAT text is compiled to wasm."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        data, label, stem = bytes(source), "<bytes>", "spirit"
-    elif isinstance(source, str | os.PathLike):
-        label = os.fspath(source)
-        stem = name or Path(label).stem
-        try:
-            key = _file_key(label)
-            if (known := _sources.get(key)) is not None:
-                return known, stem, label
-            data = Path(label).read_bytes()
-        except FileNotFoundError:
-            raise SpiritLoadError(f"Spirit file not found: {label}") from None
-        except OSError as exc:
-            raise SpiritLoadError(f"cannot read Spirit file {label}: {exc.strerror}") from exc
-        wasm = _to_wasm(data, label)
-        if len(_sources) >= 256:
-            _sources.clear()
-        _sources[key] = wasm
-        return wasm, stem, label
-    else:
-        raise TypeError(f"source must be a path or bytes, not {type(source).__name__}")
-    return _to_wasm(data, label), name or stem, label
-
-
-def _default_name(source: Source) -> str:
-    if isinstance(source, str | os.PathLike):
-        return Path(os.fspath(source)).stem
-    return "spirit"
-
-
-# The wasm of files read before, by (path, mtime, size): loading a known file again reads
-# no bytes and hashes nothing new, so it can run on the event loop thread.
-_sources: dict[tuple[str, int, int], bytes] = {}
-
-
-def _file_key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
-    st = os.stat(path)
-    return (os.fspath(path), st.st_mtime_ns, st.st_size)
-
-
-def known_wasm(source: Source, fuel: bool) -> bytes | None:
-    """The wasm of ``source`` when loading it needs no file read and no compilation (it is
-    cheap enough for the event loop thread), else None."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        wasm: bytes | None = bytes(source)
-    elif isinstance(source, str | os.PathLike):
-        try:
-            wasm = _sources.get(_file_key(source))
-        except OSError:
-            return None
-    else:
-        return None
-    return wasm if wasm is not None and is_compiled(wasm, EngineSettings(fuel=fuel)) else None
-
-
-def _to_wasm(data: bytes, label: str) -> bytes:
-    """Check the magic; compile WAT text to wasm."""
-    if not data:
-        raise SpiritLoadError(f"{label} is empty: expected a WebAssembly module")
-    if not data.startswith(b"\0asm"):
-        text = _as_wat(data)
-        if text is None:
-            raise SpiritLoadError(
-                f"{label} is not WebAssembly: it starts with {data[:8]!r}, not the wasm magic "
-                "b'\\x00asm' (and is not WAT text either)"
-            )
-        try:
-            data = bytes(wasmtime.wat2wasm(text))
-        except wasmtime.WasmtimeError as exc:
-            raise SpiritLoadError(f"{label} is WAT text that does not compile: {exc}") from exc
-    return data
-
-
-def _as_wat(data: bytes) -> str | None:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    stripped = text.lstrip()
-    return text if stripped.startswith(("(", ";;")) else None
-
-
-@attrs.frozen
-class ModuleInfo:
-    """What a compiled module exports, read once per module."""
-
-    exports: dict[str, str]
-    signatures: dict[str, Signature]
-    memory: str | None
-
-    @classmethod
-    def of(cls, module: wasmtime.Module) -> ModuleInfo:
-        """From the binary when it was read at compile time (fast), else by reflection."""
-        interface = interface_of(module)
-        if interface is not None:
-            kinds = {
-                name: ("table" if kind == "tag" else kind) for name, kind, _ in interface.exports
-            }
-            sigs = {name: Signature(*ty) for name, _, ty in interface.exports if ty is not None}
-            mems = [name for name, kind in kinds.items() if kind == "memory"]
-            memory = "memory" if "memory" in mems else (mems[0] if mems else None)
-            return cls(kinds, sigs, memory)
-        exports: dict[str, str] = {}
-        signatures: dict[str, Signature] = {}
-        memory = None
-        for e in module.exports:
-            ty = e.type
-            if isinstance(ty, wasmtime.FuncType):
-                exports[e.name] = "func"
-                signatures[e.name] = Signature(
-                    tuple(map(_native.type_name, ty.params)),
-                    tuple(map(_native.type_name, ty.results)),
-                )
-            elif isinstance(ty, wasmtime.MemoryType):
-                exports[e.name] = "memory"
-                if memory is None or e.name == "memory":
-                    memory = e.name
-            elif isinstance(ty, wasmtime.GlobalType):
-                exports[e.name] = "global"
-            else:
-                exports[e.name] = "table"
-        return cls(exports, signatures, memory)
-
-
-_infos: dict[wasmtime.Module, ModuleInfo] = {}
-
-
-def module_info(module: wasmtime.Module) -> ModuleInfo:
-    info = _infos.get(module)
-    if info is None:
-        info = _infos[module] = ModuleInfo.of(module)
-    return info
 
 
 @attrs.define(eq=False)
@@ -443,7 +301,7 @@ class Spirit:
     async def load(cls, source: Source, **options: Any) -> Spirit:
         """Load a Spirit; reading and compiling (when not cached) run on a worker thread."""
         if (wasm := known_wasm(source, options.get("fuel") is not None)) is not None:
-            options.setdefault("name", _default_name(source))
+            options.setdefault("name", default_name(source))
             return cls.load_sync(wasm, **options)  # microseconds: a thread hop costs more
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_worker_pool(), lambda: cls.load_sync(source, **options))
@@ -840,14 +698,9 @@ class Spirit:
         """
         if getattr(facade, "__vudo_facade__", False):
             return facade(self)  # type: ignore[call-arg]
-        names = [n for n in dir(facade) if not n.startswith("_") and callable(getattr(facade, n))]
-        sigs = self._info.signatures
-        target = {n: (n if n in sigs else n.replace("__", ".", 1)) for n in names}
-        missing = [n for n, t in target.items() if t not in sigs]
-        if missing:
-            raise ExportNotFoundError(self.name, ", ".join(missing), self.list_functions())
-        returns = {n: _read_back_type(getattr(facade, n)) for n in names}
-        return _ProtocolFacade(self, target, returns, facade.__name__)  # type: ignore[return-value]
+        from vudo_runtime.facade import protocol_facade
+
+        return protocol_facade(self, facade)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Release the instance; later calls raise a clear error."""
@@ -877,45 +730,6 @@ class Spirit:
         return f"<Spirit {self.name!r} {state}>"
 
 
-class _ProtocolFacade:
-    """Async methods forwarding to exports, built for ``Spirit.as_(SomeProtocol)``."""
-
-    def __init__(
-        self,
-        spirit: Spirit,
-        target: Mapping[str, str],
-        returns: Mapping[str, Any],
-        facade_name: str,
-    ) -> None:
-        self._spirit = spirit
-        self._facade_name = facade_name
-        for attr, export in target.items():
-            setattr(self, attr, self._method(export, returns.get(attr)))
-
-    def _method(self, export: str, returns: Any) -> Callable[..., Any]:
-        spirit = self._spirit
-
-        async def method(*args: Any, timeout: float | None = None) -> Any:
-            return await spirit.call(export, *args, timeout=timeout, returns=returns)
-
-        method.__name__ = export
-        return method
-
-    def __repr__(self) -> str:
-        return f"<{self._facade_name} facade of {self._spirit!r}>"
-
-
-def _read_back_type(method: Any) -> Any:
-    """``returns=`` for a Protocol method annotated ``-> str``, ``-> bytes`` or a gene class."""
-    try:
-        hint = typing.get_type_hints(method).get("return")
-    except Exception:  # unresolvable annotations: no conversion
-        return None
-    if hint in (str, bytes) or hasattr(hint, "__vudo_layout__"):
-        return hint
-    return None
-
-
 def _trap_message(text: str) -> str:
     """The trap's reason without wasmtime's backtrace (which SpiritTrap carries apart)."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
@@ -942,7 +756,3 @@ async def load_spirit(source: Source, **options: Any) -> Spirit:
     ``stdout`` (file or callable for vudo_print), ``on_effect`` (callback for effects).
     """
     return await Spirit.load(source, **options)
-
-
-def spirits_in(items: Iterable[Spirit]) -> list[str]:
-    return [s.name for s in items]

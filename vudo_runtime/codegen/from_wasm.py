@@ -40,7 +40,7 @@ from vudo_runtime.codegen.generator import (
 )
 from vudo_runtime.engine import EngineSettings
 from vudo_runtime.loa import LOA_MODULES
-from vudo_runtime.spirit import Source, module_info, read_source
+from vudo_runtime.module import Source, module_info, read_source
 
 __all__ = ["generate_from_wasm"]
 
