@@ -42,24 +42,19 @@ class _Reader:
         return b
 
     def uleb(self) -> int:
-        result = shift = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return result
-            if shift > 70:
-                raise ValueError("LEB128 too long")
+        return self._leb(signed=False)
 
     def sleb(self) -> int:
+        return self._leb(signed=True)
+
+    def _leb(self, *, signed: bool) -> int:
         result = shift = 0
         while True:
             b = self.byte()
             result |= (b & 0x7F) << shift
             shift += 7
             if not b & 0x80:
-                return result - (1 << shift) if b & 0x40 else result
+                return result - (1 << shift) if signed and b & 0x40 else result
             if shift > 70:
                 raise ValueError("LEB128 too long")
 

@@ -422,17 +422,7 @@ class _Parser:
                 raise self.error("unmatched '}' at top level: there is no open '{' to close")
             docs: list[str | None] = []
             self.annotations(docs)
-            public = sex = extern = False
-            if self.at("pub"):
-                docs.append(self.advance().doc)
-                public = True
-                if self.at("(") and self.tok.line == self.prev.end_line:
-                    self.skip_group("a visibility")
-            while self.at("sex") or self.at("extern"):
-                modifier = self.advance()
-                docs.append(modifier.doc)
-                sex = sex or modifier.text == "sex"
-                extern = extern or modifier.text == "extern"
+            public, sex, extern = self.modifiers(docs)
             kw = self.tok
             docs.append(kw.doc)
             doc = _join(*docs)
@@ -577,10 +567,9 @@ class _Parser:
             column=kw.column,
         )
 
-    def member(
-        self, gene: str, docs: list[str | None], field_lines: dict[str, int]
-    ) -> Function | GeneField:
-        """A gene member that starts with ``pub``, ``sex``, ``fun`` or ``provides``."""
+    def modifiers(self, docs: list[str | None]) -> tuple[bool, bool, bool]:
+        """``pub`` (with an optional ``(...)`` scope), then ``sex``/``extern``, in any number:
+        whether each was there. Their doc comments are collected into ``docs``."""
         public = sex = extern = False
         if self.at("pub"):
             docs.append(self.advance().doc)
@@ -592,6 +581,13 @@ class _Parser:
             docs.append(modifier.doc)
             sex = sex or modifier.text == "sex"
             extern = extern or modifier.text == "extern"
+        return public, sex, extern
+
+    def member(
+        self, gene: str, docs: list[str | None], field_lines: dict[str, int]
+    ) -> Function | GeneField:
+        """A gene member that starts with ``pub``, ``sex``, ``fun`` or ``provides``."""
+        public, sex, extern = self.modifiers(docs)
         tok = self.tok
         docs.append(tok.doc)
         if self.at("fun") or self.at("provides"):
