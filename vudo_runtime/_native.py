@@ -11,8 +11,6 @@ bindings are guarded: without them the generated function calls the public
 from __future__ import annotations
 
 import ctypes
-import functools
-import struct
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -45,10 +43,6 @@ Releaser = Callable[[list[int]], None]
 #: Raised by a generated caller when the number of arguments is wrong.
 ArityHandler = Callable[[int], NoReturn]
 
-# struct codes that range-check each raw value (signed; unsigned values are wrapped first)
-_PACK = {"i32": "i", "i64": "q", "f32": "f", "f64": "d"}
-# (view name, slots of that view per raw value) for reading results
-_VIEW = {"i32": ("I32", 4), "i64": ("I64", 2), "f32": ("F32", 4), "f64": ("F64", 2)}
 # The fast acceptance test, per wasm type, for a host function's result ``a``.
 _CHECK = {
     "i32": "{a}.__class__ is not int or not -2147483648 <= {a} <= 4294967295",
@@ -58,7 +52,7 @@ _CHECK = {
 }
 _WRAP = {"i32": (2**31, 2**32), "i64": (2**63, 2**64)}
 
-SUPPORTED = frozenset(_PACK)
+SUPPORTED = frozenset(("i32", "i64", "f32", "f64"))
 
 
 def type_name(valtype: wasmtime.ValType) -> str:
@@ -103,6 +97,11 @@ def _normalizer(
 
 _factories: dict[tuple[tuple[str, ...], tuple[str, ...], bool], Callable[..., Any]] = {}
 
+# Typed memoryviews over the raw-value buffer: a store range-checks the value in C (an
+# int out of range or of the wrong type raises), and costs a fraction of a struct pack.
+# (memoryview format, items of that format per 16-byte raw value)
+_SLOT = {"i32": ("i", 4), "i64": ("q", 2), "f32": ("f", 4), "f64": ("d", 2)}
+
 
 def _caller_factory(
     params: tuple[str, ...], results: tuple[str, ...], fast: bool
@@ -112,34 +111,37 @@ def _caller_factory(
     factory = _factories.get(key)
     if factory is not None:
         return factory
-    views = "".join(f", V{i}" for i in range(len(results)))
-    lines = [
-        "def make(normalize, release, PACK, RAW, CTX, FUNC, BUF, BUFADDR, N, TRAP, TRAPP, fail"
-        f"{views}):"
-    ]
-    lines.append("  def call(*args):")
+    names = [f"a{i}" for i in range(len(params))]
+    lines = ["def make(normalize, release, RAW, CTX, FUNC, BUFADDR, N, TRAP, TRAPP, fail, V):"]
     if fast:
+        # Vq, Vi, Vd, Vf: the buffer viewed as i64, i32, f64, f32 items (V maps format -> view)
+        used = sorted({_SLOT[t][0] for t in params + results})
+        lines += [f"  V{f} = V[{f!r}]" for f in used]
+        stores = [
+            f"V{_SLOT[ty][0]}[{i * _SLOT[ty][1]}] = {a}"
+            for i, (a, ty) in enumerate(zip(names, params, strict=True))
+        ]
+        lines.append(f"  def call({', '.join(names)}):")
         if params:
+            lines += ["    try:", *(f"        {st}" for st in stores), "        tmp = None"]
             lines += [
-                "    try:",
-                "        PACK(BUF, 0, *args)",
-                "        tmp = None",
                 "    except Exception:",
-                "        vals, tmp = normalize(args)",
-                "        PACK(BUF, 0, *vals)",
+                f"        ({''.join(a + ', ' for a in names)}), tmp = "
+                f"normalize(({''.join(a + ', ' for a in names)}))",
+                *(f"        {st}" for st in stores),
             ]
         else:
-            lines += ["    tmp = None", "    if args: normalize(args)"]
+            lines.append("    tmp = None")
         lines += [
             "    err = RAW(CTX, FUNC, BUFADDR, N, TRAPP)",
             "    if tmp: release(tmp)",
             "    if err or TRAP.value:",
             "        t = TRAP.value; TRAP.value = None; fail(err, t)",
         ]
-        # V0, V1 ... are typed views over the buffer, one per result
-        outs = [f"V{i}[{i * _VIEW[ty][1]}]" for i, ty in enumerate(results)]
+        outs = [f"V{_SLOT[ty][0]}[{i * _SLOT[ty][1]}]" for i, ty in enumerate(results)]
     else:  # FUNC is the wasmtime.Func, CTX the Store
         lines += [
+            "  def call(*args):",
             "    vals, tmp = normalize(args)",
             "    try:",
             "        r = FUNC(CTX, *vals)",
@@ -161,11 +163,6 @@ def _caller_factory(
     return made
 
 
-_VIEW_TYPES: dict[str, Any] = {
-    "I32": ctypes.c_int32, "I64": ctypes.c_int64, "F32": ctypes.c_float, "F64": ctypes.c_double
-}  # fmt: skip
-
-
 def build_caller(
     store: wasmtime.Store,
     func: wasmtime.Func,
@@ -180,7 +177,8 @@ def build_caller(
     """A function ``f(*args)`` calling ``func`` with checked, converted arguments.
 
     Traps surface as ``wasmtime.Trap`` and engine errors as ``wasmtime.WasmtimeError``;
-    the caller maps them. The result is ``None``, one value or a tuple.
+    the caller maps them. The result is ``None``, one value or a tuple. On the fast path a
+    wrong number of arguments raises Python's own TypeError (the caller words it).
     """
     params, results = tuple(params), tuple(results)
     if not set(params) | set(results) <= SUPPORTED:
@@ -189,38 +187,27 @@ def build_caller(
     fast = unchecked and HAVE_UNCHECKED
     make = _caller_factory(params, results, fast)
     if not fast:
-        nothing = (None,) * (6 + len(results))
-        return make(normalize, release, None, None, store, func, *nothing)  # type: ignore[no-any-return]
+        return make(normalize, release, None, store, func, None, None, None, None, None, None)  # type: ignore[no-any-return]
     slots = max(len(params), len(results), 1)
     buf = ctypes.create_string_buffer(slots * _VAL_RAW_SIZE)
+    raw = memoryview(buf).cast("B")
     trap = ctypes.c_void_p()
-    views = tuple(
-        (_VIEW_TYPES[_VIEW[ty][0]] * (_VIEW[ty][1] * slots)).from_buffer(buf) for ty in results
-    )
     call = make(
         normalize,
         release,
-        _packer(params),
         _RAW_CALL,
         ctypes.c_void_p(ctypes.cast(store._context(), ctypes.c_void_p).value),
         ctypes.c_void_p(ctypes.addressof(func._func)),
-        buf,
         ctypes.c_void_p(ctypes.addressof(buf)),
         ctypes.c_size_t(slots),
         trap,
         ctypes.c_void_p(ctypes.addressof(trap)),
         _raise_failure,
-        *views,
+        {f: raw.cast(f) for f in ("i", "q", "f", "d")},
     )
-    call.__vudo_keep__ = (func, store)  # the raw pointers above live as long as these
+    # the raw pointers above live as long as these
+    call.__vudo_keep__ = (func, store, buf)
     return call  # type: ignore[no-any-return]
-
-
-@functools.cache
-def _packer(params: tuple[str, ...]) -> Callable[..., None]:
-    """One struct packs every argument into its 16-byte slot, range-checking it in C."""
-    fmt = "<" + "".join(_PACK[p] + ("12x" if _PACK[p] in "if" else "8x") for p in params)
-    return struct.Struct(fmt).pack_into
 
 
 def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
