@@ -143,12 +143,6 @@ def read_interface(wasm: bytes) -> Interface | None:
         return None
 
 
-def unsupported_signatures(wasm: bytes) -> list[str]:
-    """Imports and exports whose function type the C API cannot describe."""
-    interface = read_interface(wasm)
-    return interface.unsupported() if interface is not None else []
-
-
 def _valtypes(r: _Reader) -> tuple[str, ...]:
     return tuple(r.valtype() for _ in range(r.uleb()))
 

@@ -9,6 +9,7 @@ handed to the engine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -68,8 +69,7 @@ def _private_dir(path: Path) -> Path | None:
             stacklevel=4,
         )
         return None
-    getuid = getattr(os, "getuid", None)
-    foreign = getuid is not None and st.st_uid != getuid()
+    foreign = _foreign(st)
     if foreign or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         why = "is owned by another user" if foreign else "is writable by group or others"
         warnings.warn(
@@ -83,7 +83,15 @@ def _private_dir(path: Path) -> Path | None:
     return path
 
 
+def _foreign(st: os.stat_result) -> bool:
+    """Owned by another user (never on systems without user ids)."""
+    getuid = getattr(os, "getuid", None)
+    return getuid is not None and st.st_uid != getuid()
+
+
+@functools.lru_cache(maxsize=16)
 def wasm_digest(wasm: bytes) -> bytes:
+    """SHA-256 of a module, remembered: a load asks for it several times (cache, pool)."""
     return hashlib.sha256(wasm).digest()
 
 
@@ -105,8 +113,7 @@ def _read_entry(path: Path, engine: wasmtime.Engine) -> wasmtime.Module | None:
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            getuid = getattr(os, "getuid", None)
-            if getuid is not None and st.st_uid != getuid():
+            if _foreign(st):
                 return None
             blob = f.read()
     except OSError:

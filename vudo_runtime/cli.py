@@ -114,7 +114,7 @@ def describe(path: str) -> dict[str, Any]:
     """Imports, exports and what is recognised of the DOL ABI, as plain data."""
     from vudo_runtime.cache import compile_module
     from vudo_runtime.engine import EngineSettings
-    from vudo_runtime.module import read_source
+    from vudo_runtime.module import dol_role, module_info, read_source
 
     wasm, name, label = read_source(path, None)
     module = compile_module(wasm, EngineSettings(), source=label)
@@ -134,16 +134,16 @@ def describe(path: str) -> dict[str, Any]:
     imports = [{"module": i.module, "name": i.name, **kind(i.type)} for i in module.imports]
     genes: dict[str, dict[str, Any]] = {}
     functions = []
-    for ename, info in exports.items():
-        if info["kind"] != "func":
-            continue
-        if ename.startswith("new_") and len(ename) > 4:
-            genes.setdefault(ename[4:], {"constructor": ename, "methods": []})
-        elif "." in ename:
-            gene, _, method = ename.partition(".")
-            genes.setdefault(gene, {"constructor": None, "methods": []})["methods"].append(method)
-        else:
+    for ename, sig in module_info(module).signatures.items():
+        role, gene, method = dol_role(ename, sig)
+        if role == "function":
             functions.append(ename)
+            continue
+        entry = genes.setdefault(gene, {"constructor": None, "methods": []})
+        if role == "constructor":
+            entry["constructor"] = ename
+        else:
+            entry["methods"].append(method)
     return {
         "spirit": name,
         "path": label,

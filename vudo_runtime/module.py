@@ -161,3 +161,16 @@ def module_info(module: wasmtime.Module) -> ModuleInfo:
     if info is None:
         info = _infos[module] = ModuleInfo.of(module)
     return info
+
+
+def dol_role(name: str, sig: Signature) -> tuple[str, str, str]:
+    """What DOL's naming makes of an export (DOL-ABI.md, exports):
+    ``("constructor", gene, "")`` for ``new_<Gene>`` returning an i32 pointer,
+    ``("method", gene, method)`` for ``<Gene>.<method>`` taking ``self: i32`` first,
+    else ``("function", "", name)``."""
+    gene, dot, method = name.partition(".")
+    if name.startswith("new_") and len(name) > 4 and sig.results == ("i32",):
+        return ("constructor", name[4:], "")
+    if dot and gene and method and sig.params[:1] == ("i32",):
+        return ("method", gene, method)
+    return ("function", "", name)

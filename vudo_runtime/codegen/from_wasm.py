@@ -40,7 +40,7 @@ from vudo_runtime.codegen.generator import (
 )
 from vudo_runtime.engine import EngineSettings
 from vudo_runtime.loa import LOA_MODULES
-from vudo_runtime.module import Source, module_info, read_source
+from vudo_runtime.module import Source, dol_role, module_info, read_source
 
 __all__ = ["generate_from_wasm"]
 
@@ -98,11 +98,11 @@ def generate_from_wasm(source: Source, source_name: str) -> str:
         if not set(sig.params) | set(sig.results) <= set(_NUMBERS):
             skipped.append(f"{export}{sig}")
             continue
-        gene, dot, method = export.partition(".")
-        if export.startswith("new_") and len(export) > 4 and sig.results == ("i32",):
-            h = handle(export[4:])
+        role, gene, _ = dol_role(export, sig)
+        if role == "constructor":
+            h = handle(gene)
             h.constructor, h.ctor_params = export, sig.params
-        elif dot and gene and method and sig.params[:1] == ("i32",):
+        elif role == "method":
             handle(gene).methods.append((export, sig.params[1:], sig.results))
         else:
             functions.append((export, sig.params, sig.results))

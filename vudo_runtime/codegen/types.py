@@ -136,6 +136,21 @@ def wasm_type(
     return types[0] if types else None
 
 
+# How each scalar DOL type is stored in a gene (a layout.py field type), in lookup order.
+_SCALAR_FIELDS: tuple[tuple[frozenset[str], str], ...] = (
+    (INT32_TYPES | {FUNCTION}, "i32"),
+    (UINT32_TYPES, "u32"),
+    (INT64_TYPES, "i64"),
+    (UINT64_TYPES, "u64"),
+    (CHAR_TYPES, "char"),
+    (FLOAT32_TYPES, "f32"),
+    (FLOAT64_TYPES, "f64"),
+    (BOOL_TYPES, "bool"),
+    (STRING_TYPES, "string"),
+    (POINTER_TYPES, "ptr"),
+)
+
+
 def layout_type(t: TypeRef, ctx: TypeContext | None = None) -> LayoutType:
     """The layout of a gene field of type ``t``, per DOL-ABI.md "Gene layout".
 
@@ -145,26 +160,9 @@ def layout_type(t: TypeRef, ctx: TypeContext | None = None) -> LayoutType:
     ctx = ctx or _EMPTY
     t = ctx.resolve(t)
     name = t.name
-    if name in INT32_TYPES or name == FUNCTION:
-        return LayoutType("scalar", "i32")
-    if name in UINT32_TYPES:
-        return LayoutType("scalar", "u32")
-    if name in INT64_TYPES:
-        return LayoutType("scalar", "i64")
-    if name in UINT64_TYPES:
-        return LayoutType("scalar", "u64")
-    if name in CHAR_TYPES:
-        return LayoutType("scalar", "char")
-    if name in FLOAT32_TYPES:
-        return LayoutType("scalar", "f32")
-    if name in FLOAT64_TYPES:
-        return LayoutType("scalar", "f64")
-    if name in BOOL_TYPES:
-        return LayoutType("scalar", "bool")
-    if name in STRING_TYPES:
-        return LayoutType("scalar", "string")
-    if name in POINTER_TYPES:
-        return LayoutType("scalar", "ptr")
+    for names, stored in _SCALAR_FIELDS:
+        if name in names:
+            return LayoutType("scalar", stored)
     if name == INLINE_ENUM:
         return LayoutType("enum", "", t.variants)
     if name in SMALL_INT_TYPES or name in INT128_TYPES:

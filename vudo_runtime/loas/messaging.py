@@ -14,7 +14,6 @@ from typing import Any
 
 import attrs
 
-from vudo_runtime.errors import SeanceError
 from vudo_runtime.loa import HostContext, HostFunction, Loa, WasmSignature
 
 #: Messages a receiver may have waiting per channel before sends to it fail.
@@ -215,10 +214,3 @@ MESSAGING = Loa(
     capabilities=("vudo_send", "vudo_recv", "vudo_pending", "vudo_broadcast", "vudo_free_message"),
     provides=provides,
 )
-
-
-def require_bus(seance: Any) -> MessageBus:
-    bus = getattr(seance, "bus", None)
-    if not isinstance(bus, MessageBus):
-        raise SeanceError("this operation needs a Séance with a message bus")
-    return bus
