@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -223,6 +225,110 @@ def test_an_entry_owned_by_another_user_is_not_used(cache_dir: Path, compiles: l
     assert entry.stat().st_uid == os.getuid()  # replaced by our own
 
 
+def test_a_symlinked_entry_is_not_followed(
+    tmp_path: Path, cache_dir: Path, compiles: list[bytes]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    load_calc(elsewhere)
+    (target,) = entries(elsewhere)
+    before = target.read_bytes()
+    cache_dir.mkdir(mode=0o700)
+    link = cache_dir / target.name
+    link.symlink_to(target)  # a valid entry, with the right name, yet behind a link
+    clear_memory_cache()
+
+    load_calc(cache_dir)
+    assert len(compiles) == 2  # the link was not followed
+    assert not link.is_symlink() and link.is_file()  # replaced by a real entry
+    assert target.read_bytes() == before  # and its target left alone
+    clear_memory_cache()
+    load_calc(cache_dir)
+    assert len(compiles) == 2
+
+
+#: Loads the calculator with a FIFO in place of its entry; run apart so a hang can be killed.
+#: With "full", the FIFO holds a valid entry (taken from another cache directory), so only
+#: refusing anything but a regular file keeps it from being used.
+_FIFO_SCRIPT = """
+import os, sys
+from pathlib import Path
+from vudo_runtime import cache
+from vudo_runtime.engine import EngineSettings
+from vudo_runtime.spirit import Spirit
+
+wasm_path, directory, full = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "full"
+directory.mkdir(mode=0o700)
+entry = cache.entry_path(directory, cache.wasm_digest(wasm_path.read_bytes()), EngineSettings())
+os.mkfifo(entry, 0o600)
+reader = os.open(entry, os.O_RDONLY | os.O_NONBLOCK)  # keeps written bytes in the pipe
+if full:
+    elsewhere = directory.parent / "elsewhere"
+    Spirit.load_sync(wasm_path, cache=elsewhere)
+    cache.clear_memory_cache()
+    blob = (elsewhere / entry.name).read_bytes()
+    assert len(blob) < 65536, "must fit the pipe buffer"
+    writer = os.open(entry, os.O_WRONLY)
+    os.write(writer, blob)
+    os.close(writer)  # a reader now gets the blob, then end of file
+spirit = Spirit.load_sync(wasm_path, cache=directory)
+assert spirit.call_sync("add", 40, 2) == 42
+print(entry.name)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("content", ["empty", "full"])
+def test_a_fifo_entry_is_refused_without_hanging(
+    tmp_path: Path, compiles: list[bytes], content: str
+) -> None:
+    directory = tmp_path / "cache"
+    done = subprocess.run(
+        [sys.executable, "-c", _FIFO_SCRIPT, str(CALCULATOR), str(directory), content],
+        capture_output=True,
+        text=True,
+        timeout=30,  # a blocking open of the FIFO would wait for a writer forever
+    )
+    assert done.returncode == 0, done.stderr
+    entry = directory / done.stdout.strip()
+    assert entries(directory) == [entry]
+    # Only a recompilation rewrites the entry: the FIFO was not used.
+    assert stat.S_ISREG(entry.lstat().st_mode)
+    load_calc(directory)
+    assert compiles == []  # and the rewritten entry is valid
+
+
+def test_an_oversized_entry_is_refused(
+    cache_dir: Path, compiles: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_calc(cache_dir)
+    (entry,) = entries(cache_dir)
+    size = entry.stat().st_size
+    monkeypatch.setattr(cache, "_MAX_ENTRY_BYTES", size)
+    clear_memory_cache()
+    load_calc(cache_dir)
+    assert len(compiles) == 1  # at the cap: read
+
+    monkeypatch.setattr(cache, "_MAX_ENTRY_BYTES", size - 1)
+    clear_memory_cache()
+    load_calc(cache_dir)
+    assert len(compiles) == 2  # one byte over: refused, recompiled
+
+
+def test_reads_stop_one_byte_past_the_cap(tmp_path: Path) -> None:
+    # The fstat size check has a twin while reading: a file may grow after its fstat.
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * 100)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert cache._read_at_most(fd, 100) == b"x" * 100
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert cache._read_at_most(fd, 99) is None
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert cache._read_at_most(fd, 0) is None
+    finally:
+        os.close(fd)
+
+
 # ---- refusing the cache -------------------------------------------------------------------
 
 
@@ -262,6 +368,36 @@ def test_a_directory_owned_by_another_user_is_refused(cache_dir: Path) -> None:
     with pytest.warns(CacheWarning, match="owned by another user"):
         load_calc(cache_dir)
     assert entries(cache_dir) == []
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_world_writable_parent_without_sticky_bit_warns(
+    tmp_path: Path, compiles: list[bytes], depth: int
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    directory = shared / "me" / "vudo" if depth == 2 else shared / "vudo"
+    with pytest.warns(CacheWarning, match="world-writable") as record:
+        load_calc(directory)
+    message = str(record[0].message)
+    assert str(directory) in message and str(shared) in message
+    assert "cache=path" in message
+    assert len(entries(directory)) == 1  # the entries still guard themselves: cache in use
+    clear_memory_cache()
+    with pytest.warns(CacheWarning):
+        load_calc(directory)
+    assert len(compiles) == 1
+
+
+def test_a_sticky_world_writable_parent_does_not_warn(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: others cannot rename what they do not own
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_calc(shared / "vudo")
+    assert len(entries(shared / "vudo")) == 1
 
 
 def test_a_cache_path_that_is_a_file(tmp_path: Path) -> None:

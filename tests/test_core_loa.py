@@ -205,6 +205,41 @@ def test_realloc_keeps_the_bytes(probe: Spirit) -> None:
     assert memory.allocated == 0
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [1234, 0xFFFFFF00, -8],  # in bounds but not allocated, out of bounds, a negative i32
+    ids=["unknown", "out-of-bounds", "negative"],
+)
+def test_realloc_of_a_bad_pointer_traps_and_leaks_nothing(probe: Spirit, bad: int) -> None:
+    memory = probe.memory
+    assert memory is not None
+    first = probe.call_sync("host_alloc", 16)
+    probe.call_sync("host_free", first, 16)
+    for _ in range(3):
+        err = trap(probe, "host_realloc", bad, 16, 32)
+        assert isinstance(err.__cause__, MemoryAccessError)
+        assert f"vudo_realloc({bad & 0xFFFFFFFF:#x}, 16, 32)" in str(err)
+        assert "nothing was reallocated" in str(err)
+        assert memory.allocated == 0
+    assert probe.call_sync("host_alloc", 16) == first  # the trapped calls took nothing
+
+
+def test_realloc_sizes_are_unsigned(probe: Spirit) -> None:
+    memory = probe.memory
+    assert memory is not None
+    ptr = probe.call_sync("host_alloc", 16)
+    memory.write_bytes(ptr, b"0123456789abcdef")
+    # -8 is 0xFFFFFFF8 bytes as the ABI reads an i32 size: too big, not a ValueError
+    err = trap(probe, "host_realloc", ptr, 16, -8)
+    assert isinstance(err.__cause__, MemoryAccessError)
+    assert "cannot allocate 4294967288 bytes" in str(err)
+    assert memory.read_bytes(ptr, 16) == b"0123456789abcdef"  # the old block is untouched
+    bigger = probe.call_sync("host_realloc", ptr, -1, 32)  # old: 0xFFFFFFFF, copy min(old, new)
+    assert memory.read_bytes(bigger, 16) == b"0123456789abcdef"
+    probe.call_sync("host_free", bigger, 32)
+    assert memory.allocated == 0
+
+
 def test_alloc_grows_memory_when_needed(probe: Spirit) -> None:
     memory = probe.memory
     assert memory is not None

@@ -12,6 +12,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -409,6 +410,28 @@ def test_an_ungranted_loa_is_a_capability_error() -> None:
     assert isinstance(info.value, SpiritLoadError)
     with load(SECRET, loas=["core", "vault"], registry=registry) as spirit:
         assert spirit.call_sync("secret") == 7
+
+
+def test_only_listed_capabilities_can_be_imported() -> None:
+    """What provides returns beyond the Loa's capabilities stays private to the host."""
+    leaky = Loa(
+        name="leaky",
+        capabilities=["double"],
+        provides=lambda ctx: {"double": lambda x: 2 * x, "secret": lambda: 7},
+    )
+    with pytest.raises(MissingImportError) as info:
+        load(SECRET, name="thief", loas=["core", leaky])
+    assert info.value.missing == ["loa.secret: () -> (i32)"]
+    assert info.value.hints == [
+        "Loa 'leaky' provides secret but does not list it in its capabilities,"
+        " so Spirits cannot import it"
+    ]
+    with load(DOUBLE, loas=["core", leaky]) as spirit:  # the listed one still links
+        assert spirit.call_sync("double", 21) == 42
+    # an ungranted Loa that does not list it is no way in either: granting it cannot help
+    registry = LoaRegistry([attrs.evolve(leaky, name="vault")])
+    with pytest.raises(MissingImportError, match=r"loa\.secret: \(\) -> \(i32\)"):
+        load(SECRET, loas=["core"], registry=registry)
 
 
 def test_state_is_not_granted_by_default() -> None:

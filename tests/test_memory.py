@@ -8,7 +8,10 @@ import enum
 import itertools
 import math
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,11 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vudo_runtime import memory as memory_module
-from vudo_runtime.errors import LayoutError, MemoryAccessError, VudoError
+from vudo_runtime.errors import LayoutError, MemoryAccessError, MemoryClosedError, VudoError
 from vudo_runtime.layout import GeneLayout
 from vudo_runtime.memory import HEAP_END, MemoryManager
+from vudo_runtime.spirit import Spirit
 
 PAGE = 65536
+SPIRITS = Path(__file__).resolve().parent.parent / "spirits"
 
 #: A DOL-shaped module: 1..4 pages, a string literal at offset 0, and guest helpers
 #: that read and write memory the way compiled code does.
@@ -371,10 +376,21 @@ def test_memory_that_moves_when_it_grows(path: str) -> None:
     assert g.load_i64(2 * PAGE - 8) == 78
     mm.write_i64(3 * PAGE - 8, 79)
     assert g.load_i64(3 * PAGE - 8) == 79
-    p = mm.write_string("moved " * 30_000)  # grows (and moves) while allocating
-    assert mm.read_string(p) == "moved " * 30_000
     assert mm.read_i64(PAGE - 8) == 77
     del view_before  # documented as invalid after growth; never touched again
+
+
+def test_host_allocation_that_moves_the_memory(path: str) -> None:
+    g = Guest(store=wasmtime.Store(_MOVING_ENGINE))
+    mm = g.mm
+    mm.write_i64(PAGE - 8, 77)
+    first = ctypes.cast(g.memory.data_ptr(g.store), ctypes.c_void_p).value
+    p = mm.write_string("moved " * 30_000)  # grows (and moves) while allocating
+    assert ctypes.cast(g.memory.data_ptr(g.store), ctypes.c_void_p).value != first
+    assert mm.pages == 4
+    assert mm.read_string(p) == "moved " * 30_000
+    assert mm.read_i64(PAGE - 8) == 77
+    assert g.load_i64(PAGE - 8) == 77
 
 
 def test_store_can_be_swapped_for_a_caller(path: str) -> None:
@@ -1031,3 +1047,248 @@ def test_out_of_range_never_crashes(mm: MemoryManager, bad: tuple[int, int]) -> 
             mm.read_gene(ptr, POINT)
         with pytest.raises(MemoryAccessError):
             mm.write_gene(ptr, {"x": 1, "y": 2}, POINT)
+
+
+# -- page counts that would wrap ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pages", [2**16 + 1, 2**32, 2**32 + 1, 2**63, 2**64, 2**64 + 1])
+def test_absurd_page_counts_are_refused(mm: MemoryManager, pages: int) -> None:
+    """The engine takes a u64: 2**64 would wrap to 0 pages and 2**64 + 1 to one."""
+    with pytest.raises(MemoryAccessError, match=f"cannot grow memory by {pages} pages"):
+        mm.grow(pages)
+    assert mm.pages == 1
+    with pytest.raises(TypeError):
+        mm.grow(1.5)  # type: ignore[arg-type]
+
+
+def test_absurd_page_counts_for_a_64_bit_memory(path: str) -> None:
+    g = Guest('(module (memory (export "memory") i64 1))')
+    for pages in (2**48 + 1, 2**64, 2**64 + 1):
+        with pytest.raises(MemoryAccessError, match="at most 281474976710656 pages"):
+            g.mm.grow(pages)
+    with pytest.raises(MemoryAccessError, match="cannot grow memory by"):
+        g.mm.grow(2**48)  # addressable, but more than the machine has: the engine says no
+    assert g.mm.grow(1) == 1 and g.mm.pages == 2
+
+
+# -- a guest that grows its own memory --------------------------------------------------------
+
+#: A guest with no allocator that takes memory by growing it, writing a marker at the
+#: start of the page it got (the old end of memory), as a wasm `malloc`-less program does.
+GROWER_WAT = r"""
+(module
+  (memory (export "memory") 1 8)
+  (func (export "take_page") (result i32)
+    (local $old i32)
+    (local.set $old (memory.grow (i32.const 1)))
+    (i32.store (i32.shl (local.get $old) (i32.const 16)) (i32.const 0x600D600D))
+    (local.get $old))
+  (func (export "marker") (param $page i32) (result i32)
+    (i32.load (i32.shl (local.get $page) (i32.const 16))))
+  (func (export "str_len") (param $s i32) (result i32) (i32.load (local.get $s)))
+)
+"""
+MARKER = 0x600D600D
+
+
+def _grower() -> Spirit:
+    return Spirit.load_sync(bytes(wasmtime.wat2wasm(GROWER_WAT)), name="grower")
+
+
+def test_host_never_allocates_over_pages_the_guest_grew() -> None:
+    with _grower() as spirit:
+        page = spirit.call_sync("take_page")
+        assert page == 1
+        memory = spirit.memory
+        assert memory is not None
+        for attempt in (
+            lambda: spirit.call_sync("str_len", "hello"),  # a str argument
+            lambda: memory.write_string("hello"),
+            lambda: memory.write_str("hello"),
+            lambda: memory.alloc(8),
+        ):
+            with pytest.raises(MemoryAccessError) as info:
+                attempt()
+            message = str(info.value)
+            assert "the guest grew its memory itself" in message
+            assert "Export an allocator" in message and "memory.write_bytes" in message
+        assert spirit.call_sync("marker", page) == MARKER  # never overwritten
+        assert memory.allocated == 0
+        # a buffer the guest provides is still the way in
+        memory.write_bytes(page * PAGE + 4, b"\x05\x00\x00\x00hello")
+        assert spirit.call_sync("str_len", page * PAGE + 4) == 5
+
+
+def test_host_keeps_the_pages_it_grew_itself_when_the_guest_grows_after() -> None:
+    with _grower() as spirit:
+        assert spirit.call_sync("str_len", "x" * 100) == 100  # the host grows to 2 pages
+        memory = spirit.memory
+        assert memory is not None and memory.pages == 2
+        page = spirit.call_sync("take_page")
+        assert page == 2
+        # small strings still fit in the page the host grew: the guest's page is above it
+        assert spirit.call_sync("str_len", "y" * 200) == 200
+        with pytest.raises(MemoryAccessError, match="the guest grew its memory itself"):
+            spirit.call_sync("str_len", "z" * PAGE)  # would need the guest's page
+        assert spirit.call_sync("marker", page) == MARKER
+
+
+def test_host_growth_after_guest_growth_is_not_taken_as_the_host_regions(path: str) -> None:
+    g = Guest()
+    mm = g.mm
+    assert mm.grow(1) == 1  # the host's page: [PAGE, 2 * PAGE)
+    assert g.grow(1) == 2  # the guest's: [2 * PAGE, 3 * PAGE)
+    g.store_i64(2 * PAGE, 4242)
+    assert mm.grow(1) == 3  # the host's again, but not next to its region
+    assert mm.read_i64(mm.alloc(PAGE - 8)) == 0  # inside the host's own first page
+    with pytest.raises(MemoryAccessError, match="the guest grew its memory itself"):
+        mm.alloc(16)
+    assert g.load_i64(2 * PAGE) == 4242
+
+
+def test_guest_growth_below_the_host_region_is_harmless(path: str) -> None:
+    g = Guest(host_base=3 * PAGE)
+    assert g.grow(1) == 1  # [PAGE, 2 * PAGE): below the host region
+    g.store_i64(PAGE, 7)
+    ptr = g.mm.alloc(64)
+    assert ptr == 3 * PAGE and g.mm.pages == 4
+    g.mm.write_bytes(ptr, b"\xff" * 64)
+    assert g.load_i64(PAGE) == 7
+
+
+def test_a_guest_allocator_serves_a_guest_that_grows_its_memory() -> None:
+    wat = GROWER_WAT.replace(
+        '(func (export "str_len")',
+        """(global $heap (mut i32) (i32.const 1024))
+  (func (export "alloc") (param $size i32) (param $align i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (global.get $heap))
+    (global.set $heap (i32.add (local.get $ptr) (local.get $size)))
+    (local.get $ptr))
+  (func (export "str_len")""",
+    )
+    with Spirit.load_sync(bytes(wasmtime.wat2wasm(wat)), name="grower") as spirit:
+        page = spirit.call_sync("take_page")
+        assert spirit.call_sync("str_len", "hello") == 5
+        memory = spirit.memory
+        assert memory is not None
+        assert 1024 <= memory.write_string("from the guest's heap") < PAGE
+        assert spirit.call_sync("marker", page) == MARKER
+
+
+def test_dol_spirit_host_strings_stay_above_the_guest_heap() -> None:
+    with Spirit.load_sync(SPIRITS / "strings.wasm") as spirit:
+        memory = spirit.memory
+        assert memory is not None and memory.host_base >= HEAP_END
+        for i in range(40):
+            text = f"word {i} " * 20
+            ptr = memory.write_string(text)
+            assert ptr >= HEAP_END
+            upper = spirit.call_sync("upper", ptr)  # allocates on the guest heap
+            assert upper < HEAP_END
+            assert memory.read_string(upper) == text.upper()
+            assert memory.read_string(ptr) == text
+
+
+# -- after the Spirit is closed ---------------------------------------------------------------
+
+#: Run in a child: before the fix, touching a view of a closed and collected Spirit's
+#: memory read the freed mapping and crashed the process (SIGSEGV).
+_CLOSED_VIEW = r"""
+import gc, sys, weakref
+import wasmtime
+from vudo_runtime.errors import MemoryClosedError
+from vudo_runtime.layout import GeneLayout
+from vudo_runtime.spirit import Spirit
+
+POINT = GeneLayout.from_fields("Point", [("x", "i64"), ("y", "i64")])
+wasm = bytes(wasmtime.wat2wasm(sys.argv[1]))
+for round in range(20):
+    # only views survive the Spirit: they must keep its memory mapped
+    spirit = Spirit.load_sync(wasm, name="gone")
+    ptr = spirit.memory.write_string("still here")
+    view = spirit.memory.view(0, spirit.memory.size)
+    small = spirit.memory.view(ptr, 8)
+    store = weakref.ref(spirit._store)
+    spirit.close()
+    del spirit
+    gc.collect()
+    others = [Spirit.load_sync(wasm) for _ in range(4)]  # would reuse the freed memory
+    view[0] = 0x41
+    small[4:8] = b"gone"
+    assert bytes(view[ptr + 4 : ptr + 8]) == b"gone" and view[0] == 0x41
+    assert store() is not None, "the views must keep the Store"
+    del view, small, others
+    gc.collect()
+    assert store() is None, "the Store outlived its last view"
+
+    # a MemoryManager kept past its Spirit: every access is a clear error
+    spirit = Spirit.load_sync(wasm, name="gone")
+    mm = spirit.memory
+    ptr = mm.write_string("still here")
+    store = weakref.ref(spirit._store)
+    spirit.close()
+    del spirit
+    gc.collect()
+    assert store() is None, "a closed MemoryManager must not keep the Store"
+    calls = {
+        "view": lambda: mm.view(0, 8),
+        "read_u8": lambda: mm.read_u8(0),
+        "read_i64": lambda: mm.read_i64(8),
+        "read_f64": lambda: mm.read_f64(8),
+        "write_u8": lambda: mm.write_u8(0, 1),
+        "write_i64": lambda: mm.write_i64(8, 1),
+        "read_bytes": lambda: mm.read_bytes(0, 4),
+        "write_bytes": lambda: mm.write_bytes(0, b"x"),
+        "read_string": lambda: mm.read_string(ptr),
+        "read_str": lambda: mm.read_str(0, 1),
+        "write_string": lambda: mm.write_string("x"),
+        "alloc": lambda: mm.alloc(8),
+        "free": lambda: mm.free(ptr),
+        "reset": mm.reset,
+        "grow": lambda: mm.grow(1),
+        "size": lambda: mm.size,
+        "read_gene": lambda: mm.read_gene(0, POINT),
+        "write_gene": lambda: mm.write_gene(0, {"x": 1, "y": 2}, POINT),
+        "new_gene": lambda: mm.new_gene({"x": 1, "y": 2}, POINT),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+        except MemoryClosedError as e:
+            assert "'gone' is closed" in str(e), (name, str(e))
+        else:
+            raise AssertionError(f"{name} worked on a closed Spirit's memory")
+    assert repr(mm).endswith("closed>") and mm.closed
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("wat", [mem_module(1, 4), ALLOC_WAT], ids=["host-region", "guest-alloc"])
+def test_memory_of_a_closed_spirit_never_crashes(wat: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CLOSED_VIEW, wat],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr}"
+    assert done.stdout == "ok\n"
+    assert "Fatal Python error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_closing_the_spirit_closes_its_memory() -> None:
+    spirit = Spirit.load_sync(bytes(wasmtime.wat2wasm(ALLOC_WAT)), name="shut")
+    memory = spirit.memory
+    assert memory is not None and not memory.closed
+    ptr = memory.write_string("hi")
+    spirit.close()
+    assert memory.closed and spirit.memory is None
+    with pytest.raises(MemoryClosedError, match="Spirit 'shut' is closed") as info:
+        memory.read_string(ptr)
+    assert isinstance(info.value, MemoryAccessError) and isinstance(info.value, VudoError)
+    with pytest.raises(MemoryClosedError):
+        memory.alloc(8)
+    memory.close()  # idempotent

@@ -4,7 +4,8 @@ Deserializing a compiled module is loading trusted native code, so the disk cach
 lives in a directory private to the user (0700, owned by them), entries are written
 atomically and carry a SHA-256 of their key and payload: a corrupt, truncated or foreign
 entry (also one filed under another module's key) is recompiled and replaced, never
-handed to the engine.
+handed to the engine. Entries are opened without following symlinks or blocking, and only
+a regular file of bounded size is read: anything else counts as damaged.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ CacheOption = bool | str | os.PathLike[str]
 
 _MAGIC = b"VUDO-CWASM-2\n"
 _DIGEST = 32
+#: No compiled module comes near this; a larger entry is refused unread (never read unbounded).
+_MAX_ENTRY_BYTES = 1 << 30
+#: A symlinked entry is refused (ELOOP); a FIFO opens at once instead of waiting for a writer.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 _modules: dict[tuple[EngineSettings, bytes], wasmtime.Module] = {}
 _modules_lock = threading.Lock()
@@ -80,7 +91,30 @@ def _private_dir(path: Path) -> Path | None:
             stacklevel=4,
         )
         return None
+    if (exposed := _exposed_parent(path)) is not None:
+        # Still used: every entry is checked for its owner and checksum. But whoever can
+        # write the parent can rename the cache directory away or swap in another.
+        warnings.warn(
+            f"vudo cache directory {path} sits inside {exposed}, which anyone can write to "
+            "(world-writable, no sticky bit), so others could rename or replace the cache "
+            "directory. Use a cache directory under a private parent: set VUDO_CACHE_DIR or "
+            "pass cache=path.",
+            CacheWarning,
+            stacklevel=4,
+        )
     return path
+
+
+def _exposed_parent(path: Path) -> Path | None:
+    """The nearest ancestor of ``path`` that is world-writable without the sticky bit."""
+    for parent in path.absolute().parents:
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            return parent
+    return None
 
 
 def _foreign(st: os.stat_result) -> bool:
@@ -111,12 +145,20 @@ def _checksum(path: Path, payload: bytes | memoryview) -> bytes:
 def _read_entry(path: Path, engine: wasmtime.Engine) -> wasmtime.Module | None:
     """The cached module, or None when the entry is missing, foreign or damaged."""
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if _foreign(st):
-                return None
-            blob = f.read()
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:  # missing, or a symlink (ELOOP)
+        return None
+    try:
+        st = os.fstat(fd)
+        # A FIFO, device or directory is no entry; neither is a file too large to be one.
+        if not stat.S_ISREG(st.st_mode) or _foreign(st) or st.st_size > _MAX_ENTRY_BYTES:
+            return None
+        blob = _read_at_most(fd, _MAX_ENTRY_BYTES)
     except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if blob is None:
         return None
     header = len(_MAGIC) + _DIGEST
     if len(blob) <= header or not blob.startswith(_MAGIC):
@@ -128,6 +170,18 @@ def _read_entry(path: Path, engine: wasmtime.Engine) -> wasmtime.Module | None:
         return wasmtime.Module.deserialize(engine, payload.tobytes())
     except wasmtime.WasmtimeError:  # e.g. written by an incompatible engine build
         return None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes | None:
+    """All of ``fd``, or None if it holds more than ``limit`` bytes (it may grow after fstat)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := os.read(fd, min(limit + 1 - size, 1 << 24)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
 
 
 def _write_entry(path: Path, module: wasmtime.Module) -> None:

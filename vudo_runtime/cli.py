@@ -19,6 +19,7 @@ from vudo_runtime.errors import SpiritTrap, VudoError
 from vudo_runtime.loa import LOA_MODULES, Loa, LoaRegistry
 
 EXIT_TRAP = 1
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
 EXIT_USAGE = 2
 
 
@@ -265,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VudoError, ValueError) as exc:
         print(f"vudo: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C stops the guest (see engine.watch_store)
+        print("vudo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -6,10 +6,16 @@ and :mod:`vudo_runtime._native`, so another engine could be added there alone.
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import math
+import signal
 import threading
 import time
+from asyncio import _get_running_loop as asyncio_running_loop
 from importlib import metadata
+from types import FrameType
+from typing import Any
 
 import attrs
 import wasmtime
@@ -139,22 +145,29 @@ def deadline_ticks(timeout: float) -> int:
 # (vudo_sleep) stop waiting at it.
 _call_ends: dict[int, float] = {}
 
+# Why the call running in a Store must stop now, by address: set by interrupt(), by a
+# cancelled await, or by the epoch callback itself; read back by take_stop().
+_stops: dict[int, str] = {}
+
+#: An inline call is stopped when it keeps one of its event loop's timers waiting this
+#: long (asyncio's own slow-callback limit): the loop must not freeze behind a guest.
+LOOP_STALL = 0.1
+
+_sigint = False  # a Ctrl-C arrived while a guest ran on the main thread
+
 
 def begin_call(store: wasmtime.Store, address: int, timeout: float | None) -> float | None:
     """Enter a call in ``store``, bounded by ``timeout`` seconds and by the deadline of the
     call it runs inside; returns that outer call's end (None: not nested), for end_call."""
     outer = _call_ends.get(address)
+    if outer is None:
+        _stops.pop(address, None)  # a request that came after the last call ended
     if timeout is None:
         _call_ends[address] = math.inf if outer is None else outer
         return outer
-    ticks = deadline_ticks(timeout)  # validates timeout
-    now = time.monotonic()
-    end = now + timeout
-    if outer is not None and outer < end:
-        end = outer
-        ticks = _ticks_until(end, now)
-    _call_ends[address] = end
-    store.set_epoch_deadline(ticks)
+    deadline_ticks(timeout)  # validates timeout and starts the ticker
+    end = time.monotonic() + timeout
+    _call_ends[address] = end if outer is None or end < outer else outer
     return outer
 
 
@@ -162,17 +175,107 @@ def end_call(store: wasmtime.Store, address: int, outer: float | None, bounded: 
     """Leave a call entered with begin_call: the outer call's deadline holds again."""
     if outer is None:
         _call_ends.pop(address, None)
-        if bounded:
-            store.set_epoch_deadline(NO_DEADLINE)
     else:
         _call_ends[address] = outer
-        if bounded:
-            store.set_epoch_deadline(_ticks_until(outer, time.monotonic()))
 
 
-def _ticks_until(end: float, now: float) -> int:
-    """Ticks from now to ``end``; at least one, so a passed deadline interrupts at once."""
-    return NO_DEADLINE if end == math.inf else deadline_ticks(max(end - now, TICK_SECONDS / 2))
+def request_stop(address: int, reason: str) -> None:
+    """Ask the call running in the Store at ``address`` to stop at its next epoch check
+    (within one tick). Thread-safe: the guest polls the flag from its epoch callback."""
+    _stops[address] = reason
+    _ticker.ensure_running()
+    for engine in list(_engines.values()):
+        engine.increment_epoch()  # reaches the guest's next check now, not a tick later
+
+
+def clear_stop(address: int) -> None:
+    _stops.pop(address, None)
+
+
+def take_stop(address: int) -> str | None:
+    """Why the epoch callback stopped the last call in this Store (None: it did not)."""
+    return _stopped.pop(address, None)
+
+
+_stopped: dict[int, str] = {}
+
+
+def _stop_reason(address: int) -> str | None:
+    """What the epoch callback decides, once per tick while a guest runs."""
+    global _sigint
+    reason = _stops.pop(address, None)
+    if reason is not None:
+        return reason
+    end = _call_ends.get(address)
+    if end is not None and end != math.inf and time.monotonic() >= end:
+        return "timeout"
+    if _sigint and threading.current_thread() is threading.main_thread():
+        _sigint = False
+        return "sigint"
+    loop = asyncio_running_loop()
+    if loop is not None:  # an inline call: the guest runs on the event loop's thread
+        task = asyncio.current_task(loop)
+        if task is not None and task.cancelling():
+            return "cancelled"
+        timers = getattr(loop, "_scheduled", None)
+        if timers and loop.time() - timers[0].when() > LOOP_STALL:
+            return "stall"
+    return None
+
+
+def _on_epoch(context: int, data: int | None, delta: Any, kind: Any) -> int:
+    """wasmtime's epoch-deadline callback: keep going one more tick, or stop the guest."""
+    try:
+        reason = _stop_reason(data or 0)
+    except BaseException:  # never let an exception escape a ctypes callback
+        reason = "interrupt"
+    if reason is None:
+        delta[0] = 1
+        kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+        return 0
+    _stopped[data or 0] = reason
+    message = f"vudo: call stopped ({reason})".encode()
+    return ctypes.cast(_b.wasmtime_error_new(message), ctypes.c_void_p).value or 0
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C: inside a guest on the main thread, stop the guest; elsewhere, as Python does.
+
+    Python runs signal handlers between bytecodes, so during a wasm call it runs this one
+    at the start of the epoch callback; raising there would be lost in the callback.
+    """
+    global _sigint
+    if frame is not None and frame.f_code is _on_epoch.__code__:
+        _sigint = True
+        return
+    raise KeyboardInterrupt
+
+
+def watch_store(store: wasmtime.Store, address: int) -> None:
+    """Give ``store`` the epoch callback that polls for stops, timeouts and Ctrl-C."""
+    _ticker.ensure_running()
+    _stops.pop(address, None)  # a new Store may reuse a freed one's address
+    _stopped.pop(address, None)
+    _EPOCH_SET(store.ptr(), _EPOCH_CALLBACK, ctypes.c_void_p(address), _NO_FINALIZER)
+    store.set_epoch_deadline(1)
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+_EPOCH_CALLBACK: Any = ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64),
+    ctypes.POINTER(ctypes.c_uint8),
+)(_on_epoch)
+_NO_FINALIZER: Any = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
+# A function object of our own, without argtypes: wasmtime's would refuse our callback type.
+_EPOCH_SET: Any = _b.dll._FuncPtr(("wasmtime_store_epoch_deadline_callback", _b.dll))  # type: ignore[attr-defined]
+_EPOCH_SET.restype = None
 
 
 def time_left(address: int) -> float | None:

@@ -84,6 +84,10 @@ class SpiritTimeout(SpiritTrap, TimeoutError):
     """The call ran past its ``timeout=`` deadline and was interrupted."""
 
 
+class SpiritInterrupted(SpiritTrap):
+    """The call was stopped by ``Spirit.interrupt()``."""
+
+
 class FuelExhausted(SpiritTrap):
     """The call used up its ``fuel=`` budget."""
 
@@ -93,6 +97,10 @@ class MemoryAccessError(VudoError, IndexError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class MemoryClosedError(MemoryAccessError):
+    """The memory's Spirit was closed: nothing can be read, written or allocated any more."""
 
 
 class LayoutError(VudoError, ValueError):

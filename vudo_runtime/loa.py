@@ -8,6 +8,8 @@ store, so every instance of a module shares that one link.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import functools
 import inspect
 import threading
@@ -193,9 +195,30 @@ def _blocking(fn: Callable[..., Any], ctx: HostContext) -> Callable[..., Any]:
                 f"async host function {fn.__name__} was called on the event loop thread; "
                 "the Spirit must be called with `await spirit.call(...)`, not call_sync"
             )
-        return asyncio.run_coroutine_threadsafe(fn(*args), loop).result()
+        address = ctx.bindings.store_address
+        # Marks the coroutine's context: a call it makes back into this Spirit would wait
+        # for the Store this thread holds until the coroutine ends, so it fails at once.
+        token = awaiting_host.set((*awaiting_host.get(), address))
+        try:
+            future = asyncio.run_coroutine_threadsafe(fn(*args), loop)
+        finally:
+            awaiting_host.reset(token)
+        try:
+            return future.result(ctx.time_left)  # never past the call's deadline
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise VudoError(
+                f"async host function {fn.__name__} did not finish before the call's "
+                "deadline (timeout=)"
+            ) from None
 
     return run
+
+
+#: Store addresses whose thread waits for an async host function run in this context.
+awaiting_host: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "vudo_awaiting_host", default=()
+)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -220,7 +243,12 @@ def _variants(entry: Any) -> list[HostFunction]:
 
 @attrs.frozen(kw_only=True)
 class Loa:
-    """A named, versioned service: ``provides(ctx)`` returns its host functions by name."""
+    """A named, versioned service: ``provides(ctx)`` returns its host functions by name.
+
+    ``capabilities`` names the functions a Spirit may import from it; whatever else
+    ``provides`` returns stays private to the host. A Loa that lists none offers all it
+    provides.
+    """
 
     name: str = attrs.field()
     version: str = "1.0.0"
@@ -233,6 +261,10 @@ class Loa:
     def _check_name(self, _: attrs.Attribute[str], value: str) -> None:
         if not value or not isinstance(value, str):
             raise ValueError("a Loa needs a non-empty name")
+
+    def offers(self, name: str) -> bool:
+        """Whether Spirits may import ``name`` from this Loa (it is one of its capabilities)."""
+        return not self.capabilities or name in self.capabilities
 
 
 class LoaRegistry:
@@ -624,6 +656,12 @@ def plan_link(
             entry = offered[loa.name].get(imp.name)
             if entry is None:
                 continue
+            if not loa.offers(imp.name):
+                hints.append(
+                    f"Loa {loa.name!r} provides {imp.name} but does not list it in its"
+                    " capabilities, so Spirits cannot import it"
+                )
+                continue
             found = next((v for v in _variants(entry) if v.accepts(sig)), None)
             if found is not None:
                 imports.append(_Import(imp.module, imp.name, sig, loa, found))
@@ -671,7 +709,7 @@ def _ungranted_provider(
     for loa in registry:
         if loa.name in names:
             continue
-        entry = _offered(loa, spirit).get(name)
+        entry = _offered(loa, spirit).get(name) if loa.offers(name) else None
         if entry is not None and any(v.accepts(sig) for v in _variants(entry)):
             return loa.name
     return None

@@ -17,6 +17,13 @@ guest's exported allocator when the runtime supplies one, and otherwise from a
 host region that starts at ``host_base`` (by default the memory's declared
 minimum size: for a DOL Spirit that is at or above ``HEAP_END`` = 65536, which
 the guest's own bump allocator never passes) and grows the memory by whole pages.
+The host region only ever hands out memory the host grew itself: once the guest
+has grown its memory behind the host's back, the pages above the host region may
+hold the guest's data, so an allocation that would need them is refused.
+
+After :meth:`MemoryManager.close` (called by ``Spirit.close()``) every access raises
+:class:`MemoryClosedError`; views taken before keep the Store, and so the mapped
+memory, alive, so they never touch freed memory.
 
 A MemoryManager is not thread-safe; like its Store, use it from one thread at a time.
 """
@@ -24,13 +31,14 @@ A MemoryManager is not thread-safe; like its Store, use it from one thread at a 
 from __future__ import annotations
 
 import ctypes
+import operator
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import wasmtime
 
-from vudo_runtime.errors import LayoutError, MemoryAccessError
+from vudo_runtime.errors import LayoutError, MemoryAccessError, MemoryClosedError
 from vudo_runtime.layout import GeneLayout
 
 __all__ = ["HEAP_END", "MemoryManager"]
@@ -75,6 +83,17 @@ def _load_raw_bindings() -> tuple[Any, Any]:
 _raw_data, _raw_size = _load_raw_bindings()
 
 
+class _ClosedStore:
+    """Takes the Store's place after close(): every memory access asks it for the store
+    context and gets a clear error, so the hot paths need no check of their own."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def _context(self) -> NoReturn:
+        raise MemoryClosedError(self._message)
+
+
 class MemoryManager:
     """Typed, bounds-checked reads and writes, allocation, strings and genes in one memory.
 
@@ -99,6 +118,8 @@ class MemoryManager:
                 "guest_free needs guest_alloc: the host cannot free what the guest did not allocate"
             )
         self._store: wasmtime.Store | wasmtime.Caller = store
+        self._owner: object = store  # what views keep alive (never a swapped-in Caller)
+        self._closed = False
         self._memory = memory
         self._spirit = spirit
         self._where = f"Spirit {spirit!r}" if spirit else "linear memory"
@@ -114,6 +135,12 @@ class MemoryManager:
             raise ValueError(f"host_base must be >= 0, got {host_base}")
         # 8-aligned, and never address 0 (which many callers read as "failed")
         self._host_base: int = (max(host_base, 8) + 7) & -8
+        # The memory's size as far as the host grew it: the host region may use memory
+        # below it; anything above it that the memory has, the guest grew itself.
+        current = memory.data_len(store)
+        self._host_size: int = max(
+            mtype.limits.min * self._page_size, min(current, self._host_base)
+        )
         self._top = self._host_base  # bump pointer of the host region
         self._free_blocks: list[tuple[int, int]] = []  # (ptr, size), sorted, coalesced
         self._host_live: dict[int, int] = {}  # ptr -> block size
@@ -164,6 +191,8 @@ class MemoryManager:
 
     def _remap(self, ptr: int, n: int, what: str = "") -> memoryview:
         """Re-read base and length, check the access, and rebuild the view if it went stale."""
+        if self._closed:
+            raise self._closed_error()
         size = self._current_size()
         base = self._base()
         self._known_size = size
@@ -173,7 +202,11 @@ class MemoryManager:
             if size == 0 or not base:
                 self._view_mv = _EMPTY
             else:
-                self._view_mv = memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B")
+                pages = (ctypes.c_ubyte * size).from_address(base)
+                # Views outlive the manager (and its Spirit): each keeps the Store, and so
+                # this mapping, alive, instead of reading freed memory.
+                pages._vudo_owner = self._owner  # type: ignore[attr-defined]
+                self._view_mv = memoryview(pages).cast("B")
             self._view_base = base
             self._view_len = size
         return self._view_mv
@@ -190,6 +223,38 @@ class MemoryManager:
             f"{self._where}: out-of-bounds memory access{what}: ptr={shown} length={n}"
             f" but the memory is {size} bytes ({size // self._page_size} pages){hint}"
         )
+
+    # -- lifetime -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Detach from the Spirit (its ``close()`` calls this): later accesses raise
+        MemoryClosedError; views taken before stay safe to touch but see no later writes."""
+        if self._closed:
+            return
+        self._closed = True
+        # The sentinel makes every read and write fail in the store lookup it already does,
+        # and the manager no longer holds the Store: a dropped Spirit is freed.
+        self._store = cast("wasmtime.Store", _ClosedStore(self._closed_message()))
+        self._owner = None
+        self._view_mv, self._view_base, self._view_len = _EMPTY, -1, 0
+        self._guest_alloc = self._guest_free = None
+        self._free_blocks.clear()
+        self._host_live.clear()
+        self._guest_live.clear()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the Spirit was closed)."""
+        return self._closed
+
+    def _closed_message(self) -> str:
+        return (
+            f"{self._where} is closed: its memory can no longer be read, written or"
+            " allocated from; load the Spirit again"
+        )
+
+    def _closed_error(self) -> MemoryClosedError:
+        return MemoryClosedError(self._closed_message())
 
     # -- size and growth ------------------------------------------------------
 
@@ -230,9 +295,18 @@ class MemoryManager:
 
         Growing may move the memory: views from :meth:`view` taken before are then invalid.
         """
+        if self._closed:
+            raise self._closed_error()
+        pages = operator.index(pages)
         if pages < 0:
             raise MemoryAccessError(
                 f"{self._where}: cannot grow memory by a negative number of pages ({pages})"
+            )
+        most = self._addr_limit // self._page_size
+        if pages > most:  # checked here: the engine takes a u64 and would wrap 2**64 to 0
+            raise MemoryAccessError(
+                f"{self._where}: cannot grow memory by {pages} pages: a memory can have at"
+                f" most {most} pages of {self._page_size} bytes"
             )
         try:
             old = int(self._memory.grow(self._store, pages))
@@ -248,6 +322,10 @@ class MemoryManager:
                 f" {limit}, and the Store's memory limit may be lower ({e})"
             ) from e
         self._known_size = (old + pages) * self._page_size
+        old_size = old * self._page_size
+        # Unless the guest grew it in between (into the host region), the new pages adjoin it.
+        if old_size == self._host_size or old_size <= self._host_base:
+            self._host_size = self._known_size
         return old
 
     # -- typed scalars ----------------------------------------------------------
@@ -380,6 +458,8 @@ class MemoryManager:
             raise ValueError(f"alloc: size must be an int >= 0, got {size!r}")
         if not isinstance(align, int) or align < 1 or align & (align - 1):
             raise ValueError(f"alloc: align must be a power of two, got {align!r}")
+        if self._closed:
+            raise self._closed_error()
         if self._guest_alloc is not None:
             return self._alloc_guest(size, align)
         need = ((size + 7) & -8) or 8  # blocks are multiples of 8: block starts stay 8-aligned
@@ -390,7 +470,7 @@ class MemoryManager:
                 return reused
         ptr = (self._top + align - 1) & -align
         end = ptr + need
-        if end > self._known_size:
+        if end > self._host_size:
             self._ensure(end, size, align)
         if ptr > self._top:
             self._release(self._top, ptr - self._top)
@@ -429,6 +509,10 @@ class MemoryManager:
     def _ensure(self, end: int, size: int, align: int) -> None:
         """Grow the memory so that it covers ``[0, end)``; MemoryAccessError if it cannot."""
         current = self.size
+        if current != self._host_size:
+            if current > self._host_base:  # the guest's new pages reach into the host region
+                raise self._guest_grew(current, size)
+            self._host_size = current  # it grew below the host region: nothing of ours
         if end <= current:
             return
         if end > self._addr_limit:
@@ -450,6 +534,17 @@ class MemoryManager:
                 f" but the memory cannot grow (limit: {limit}; the Store may set a lower one)."
                 " Free host allocations (free/reset) or raise the memory limit."
             ) from e
+
+    def _guest_grew(self, current: int, size: int) -> MemoryAccessError:
+        return MemoryAccessError(
+            f"{self._where}: cannot allocate {size} bytes for the guest: the guest grew its"
+            f" memory itself (to {current} bytes; the host region at {self._host_base:#x}"
+            f" only owns memory up to {self._host_size:#x}), so the host cannot tell which"
+            " memory is free and will not risk overwriting the guest's data. Export an"
+            " allocator from the guest (`alloc(size, align) -> ptr` or `malloc(size) -> ptr`,"
+            " used automatically), or write into a buffer the guest provides"
+            " (memory.write_bytes(ptr, data) or memory.view(ptr, n) at a pointer it gives you)"
+        )
 
     def _take_free(self, need: int, align: int) -> int | None:
         """First fit from the free list; what is left of the block goes back to it."""
@@ -493,6 +588,8 @@ class MemoryManager:
 
     def free(self, ptr: int) -> None:
         """Release an allocation made by :meth:`alloc` (or by a write_* that allocates)."""
+        if self._closed:
+            raise self._closed_error()
         if self._guest_alloc is not None:
             entry = self._guest_live.pop(ptr, None)
             if entry is None:
@@ -514,6 +611,8 @@ class MemoryManager:
 
     def reset(self) -> None:
         """Free every host allocation at once (with a guest allocator: each via guest_free)."""
+        if self._closed:
+            raise self._closed_error()
         live = list(self._guest_live.items())
         self._guest_live.clear()
         self._host_live.clear()
@@ -672,6 +771,8 @@ class MemoryManager:
             raise
 
     def __repr__(self) -> str:
+        if self._closed:
+            return f"<MemoryManager {self._where}: closed>"
         return (
             f"<MemoryManager {self._where}: {self._known_size} bytes,"
             f" host region from {self._host_base:#x},"

@@ -253,6 +253,11 @@ class Seance:
         self.failures.pop(name, None)
         await _close(member.spirit)
 
+    def interrupt(self, name: str) -> bool:
+        """Stop the call running in Spirit ``name`` within one epoch tick (see
+        :meth:`Spirit.interrupt`); True if a call was running."""
+        return self._member(name).spirit.interrupt()
+
     async def dismiss(self) -> None:
         """Release every Spirit. Later use of this Séance raises SeanceError."""
         if self._dismissed:

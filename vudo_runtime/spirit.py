@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import operator
 import os
 import re
@@ -19,23 +20,29 @@ import wasmtime
 from vudo_runtime import _native
 from vudo_runtime.cache import CacheOption, compile_module
 from vudo_runtime.engine import (
+    LOOP_STALL,
     MAX_TABLE_ELEMENTS,
-    NO_DEADLINE,
     EngineSettings,
     begin_call,
+    clear_stop,
     deadline_ticks,
     end_call,
+    request_stop,
+    take_stop,
+    watch_store,
 )
 from vudo_runtime.errors import (
     ArgumentError,
     ExportNotFoundError,
     FuelExhausted,
     MemoryAccessError,
+    SpiritInterrupted,
     SpiritLoadError,
     SpiritTimeout,
     SpiritTrap,
     VudoError,
 )
+from vudo_runtime.loa import awaiting_host
 from vudo_runtime.module import (
     Signature,
     Source,
@@ -146,6 +153,10 @@ class Spirit:
         self._lock = lock if lock is not None else threading.RLock()
         self._closed = False
         self._in_flight = 0  # awaited calls on worker threads, running or queued
+        # The awaited call running on a worker thread now (its cancel event), under _ctl:
+        # a cancelled await stops exactly that call, never the next one.
+        self._ctl = threading.Lock()
+        self._running: threading.Event | None = None
         self._info = module_info(module)
         self._unchecked = unchecked
         # Exports and memory are bound on first use: a fresh instance costs microseconds.
@@ -258,7 +269,8 @@ class Spirit:
         from vudo_runtime.engine import get_engine
 
         store = wasmtime.Store(get_engine(settings))
-        store.set_epoch_deadline(NO_DEADLINE)
+        address = _native.store_address(store)
+        watch_store(store, address)
         store.set_limits(
             memory_size=-1 if max_memory is None else max_memory,
             table_elements=MAX_TABLE_ELEMENTS,
@@ -267,7 +279,6 @@ class Spirit:
             store.set_fuel(fuel)
         if bindings is not None:
             bindings.bind_store(store)
-        address = 0 if timeout is None else _native.store_address(store)
         if timeout is not None:  # a start function is bounded like a call
             begin_call(store, address, timeout)
         try:
@@ -277,7 +288,7 @@ class Spirit:
             if bindings is not None:
                 bindings.detach()
             what = exc.message if isinstance(exc, wasmtime.Trap) else str(exc)
-            if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT:
+            if take_stop(address) is not None:
                 what = f"its start function ran past the timeout of {timeout}s"
             raise SpiritLoadError(
                 f"Spirit {name!r} could not be instantiated: {_trap_message(what)}"
@@ -378,7 +389,7 @@ class Spirit:
         except KeyError:
             export = self._export(fn)
         lock = self._lock
-        if self._plain and timeout is None and lock.acquire(False):
+        if self._plain and timeout is None and _stack.ok and lock.acquire(False):
             try:
                 return export.invoke(*args)
             except (wasmtime.Trap, wasmtime.WasmtimeError, TypeError) as exc:
@@ -390,6 +401,9 @@ class Spirit:
                 f"Spirit {self.name!r} imports async host functions; call it with "
                 "`await spirit.call(...)`, not call_sync, from inside an event loop"
             )
+        if not _stack.ok and not _owns(lock):
+            # This thread's stack is too small for the guest: run the call on a worker.
+            return _worker_pool().submit(self.call_sync, fn, *args, timeout=timeout).result()
         with lock:
             if self._closed:  # closed while this call waited for the Store
                 raise self._closed_error()
@@ -418,7 +432,14 @@ class Spirit:
         except KeyError:
             export = self._export(fn)
         lock = self._lock
-        if mode is None and export.mode == "auto" and not export.slow and lock.acquire(False):
+        small = not _stack.ok  # too little stack here for the guest: a worker runs it
+        if (
+            mode is None
+            and export.mode == "auto"
+            and not export.slow
+            and not small
+            and lock.acquire(False)
+        ):
             # The common case: a short call, run right here with its duration watched.
             start = perf_counter()
             try:
@@ -427,11 +448,18 @@ class Spirit:
                 lock.release()
                 export.slow = perf_counter() - start > THREAD_THRESHOLD
         how = mode or export.mode
-        if how == "inline" and not self._needs_thread and lock.acquire(False):
+        if how == "inline" and not self._needs_thread and not small and lock.acquire(False):
             try:
                 return self._run(export, args, timeout)
             finally:
                 lock.release()
+        if self._address in awaiting_host.get():
+            raise VudoError(
+                f"an async host function of Spirit {self.name!r} called back into it; the "
+                "Spirit is busy running the call that awaits this host function. Make the "
+                "host function sync (a sync host function may call back with call_sync) "
+                "or call another Spirit"
+            )
         loop = asyncio.get_running_loop()
         cancelled = threading.Event()
         self._in_flight += 1
@@ -441,9 +469,35 @@ class Spirit:
             )
         except asyncio.CancelledError:
             cancelled.set()  # a call still waiting for the Store must not start later
+            with self._ctl:
+                if self._running is cancelled:  # running now: stop the guest too
+                    request_stop(self._address, "cancelled")
             raise
         finally:
             self._in_flight -= 1
+
+    def interrupt(self) -> bool:
+        """Stop the call running in this Spirit within one epoch tick; safe from any thread.
+
+        The call raises :class:`SpiritInterrupted`; the Spirit stays usable (its memory
+        keeps what the call wrote before it stopped). Returns False when no call ran.
+        """
+        with self._ctl:
+            if self._running is not None:  # an awaited call on a worker thread
+                request_stop(self._address, "interrupt")
+                return True
+        lock = self._lock
+        if _owns(lock):  # from a host function, inside the call
+            request_stop(self._address, "interrupt")
+            return True
+        if lock.acquire(False):
+            lock.release()
+            return False
+        request_stop(self._address, "interrupt")
+        if lock.acquire(timeout=1.0):  # the call is over: the request must not outlive it
+            clear_stop(self._address)
+            lock.release()
+        return True
 
     async def drain(self) -> None:
         """Wait until the calls already sent to worker threads have finished."""
@@ -488,11 +542,16 @@ class Spirit:
                 raise self._closed_error()
             if self._bindings is not None:
                 self._bindings.loop = loop
+            with self._ctl:
+                self._running = cancelled
             start = perf_counter()
             try:
                 return self._run(export, args, timeout)
             finally:
                 export.slow = perf_counter() - start > THREAD_THRESHOLD / 2
+                with self._ctl:
+                    self._running = None
+                    clear_stop(self._address)
 
     def _run(self, export: _Export, args: tuple[Any, ...], timeout: float | None) -> Any:
         """One call with the lock held: deadline, fuel, error mapping."""
@@ -516,7 +575,7 @@ class Spirit:
 
     def _call_error(
         self, export: _Export, args: tuple[Any, ...], exc: Exception, limit: float | None
-    ) -> Exception:
+    ) -> BaseException:
         """Map what a failed call raised to the runtime's own errors."""
         if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
             return self._trap_error(export.name, exc, limit)
@@ -538,7 +597,10 @@ class Spirit:
 
     def _trap_error(
         self, fn: str, exc: wasmtime.Trap | wasmtime.WasmtimeError, limit: float | None
-    ) -> SpiritTrap:
+    ) -> BaseException:
+        reason = take_stop(self._address)
+        if reason is not None:
+            return self._stop_error(fn, reason, limit)
         code, frames = None, ""
         if isinstance(exc, wasmtime.Trap):
             code = exc.trap_code
@@ -566,6 +628,34 @@ class Spirit:
                 **kw,
             )
         return SpiritTrap(message, code=code.name.lower() if code else None, **kw)
+
+    def _stop_error(self, fn: str, reason: str, limit: float | None) -> BaseException:
+        """The error for a call its epoch callback stopped, by the reason it was stopped."""
+        if reason == "sigint":
+            return KeyboardInterrupt()
+        if reason == "cancelled":
+            return asyncio.CancelledError(f"call {self.name}.{fn} was cancelled")
+        kw: dict[str, Any] = {"spirit": self.name, "function": fn}
+        if reason == "timeout":
+            return SpiritTimeout(
+                f"timed out after {limit}s (epoch deadline); raise timeout= if the work is "
+                "legitimately long",
+                code="interrupt",
+                **kw,
+            )
+        if reason == "stall":
+            return SpiritTimeout(
+                f"ran inline on the event loop thread and kept a due timer waiting over "
+                f"{LOOP_STALL}s, so it was stopped; call it with mode='thread' (auto mode "
+                "now runs it on a worker thread)",
+                code="interrupt",
+                **kw,
+            )
+        return SpiritInterrupted(
+            "interrupted by Spirit.interrupt()",
+            code="interrupt",
+            **kw,
+        )
 
     def _convert(self, fn: str) -> _native.Converter:
         """The slow-path argument converter for ``fn``: the clear errors live here."""
@@ -703,7 +793,8 @@ class Spirit:
         return protocol_facade(self, facade)  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Release the instance; later calls raise a clear error."""
+        """Release the instance once the call running now (if any) has finished; later
+        calls raise a clear error. Call :meth:`interrupt` first to stop that call."""
         with self._lock:
             if self._closed:
                 return
@@ -711,6 +802,8 @@ class Spirit:
             self._funcs.clear()
             if self._bindings is not None:
                 self._bindings.detach()
+            if self._memory is not None:
+                self._memory.close()  # later memory access raises; old views stay safe
             self._memory = None
 
     def __enter__(self) -> Spirit:
@@ -728,6 +821,47 @@ class Spirit:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._info.signatures)} functions"
         return f"<Spirit {self.name!r} {state}>"
+
+
+#: Stack a guest call may need on the calling thread: wasmtime's max_wasm_stack (512 KiB)
+#: plus room for the host frames of calls back into the Spirit.
+STACK_NEEDED = (512 << 10) + (1 << 20)
+
+
+def _thread_stack_size() -> int | None:
+    """The current thread's stack size in bytes (None: the platform does not say)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.pthread_self.restype = ctypes.c_ulong
+        attr = ctypes.create_string_buffer(256)  # pthread_attr_t is at most 64 bytes
+        if libc.pthread_getattr_np(ctypes.c_ulong(libc.pthread_self()), attr):
+            return None
+        try:
+            addr, size = ctypes.c_void_p(), ctypes.c_size_t()
+            if libc.pthread_attr_getstack(attr, ctypes.byref(addr), ctypes.byref(size)):
+                return None
+            return size.value
+        finally:
+            libc.pthread_attr_destroy(attr)
+    except (AttributeError, OSError):  # not glibc/musl: assume the platform default is enough
+        return None
+
+
+class _StackBound(threading.local):
+    """Per thread, measured once: is the stack big enough to run a guest on?"""
+
+    def __init__(self) -> None:
+        size = _thread_stack_size()
+        self.ok = size is None or size >= STACK_NEEDED
+
+
+_stack = _StackBound()
+
+
+def _owns(lock: Any) -> bool:
+    """This thread holds ``lock`` (an RLock): we are inside a call, in a host function."""
+    owned = getattr(lock, "_is_owned", None)
+    return bool(owned()) if owned is not None else False
 
 
 def _trap_message(text: str) -> str:

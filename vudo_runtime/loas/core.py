@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from vudo_runtime.errors import MemoryAccessError
 from vudo_runtime.loa import GuestPanic, HostContext, HostFunction, Loa, WasmSignature
 
 ABI_VERSION = "0.1.0"
@@ -116,11 +117,18 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
         return int(result) if isinstance(result, int) else 0
 
     def realloc(ptr: int, old: int, new: int) -> int:
+        ptr, old, new = ptr & 0xFFFFFFFF, old & 0xFFFFFFFF, new & 0xFFFFFFFF
         memory = ctx.memory
         fresh = memory.alloc(new, 8)
-        if ptr and old:
-            memory.write_bytes(fresh, memory.read_bytes(ptr & 0xFFFFFFFF, min(old, new)))
-            memory.free(ptr & 0xFFFFFFFF)
+        if ptr:  # 0 is null: a plain allocation
+            try:
+                memory.write_bytes(fresh, memory.read_bytes(ptr, min(old, new)))
+                memory.free(ptr)
+            except MemoryAccessError as e:
+                memory.free(fresh)  # a bad pointer must not leak the new block
+                raise MemoryAccessError(
+                    f"vudo_realloc({ptr:#x}, {old}, {new}): {e}; nothing was reallocated"
+                ) from e
         return fresh
 
     def abort(msg: int, msg_len: int, file: int, file_len: int, line: int) -> None:
