@@ -295,3 +295,41 @@ def test_small_stack_threads_do_not_crash() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "['trap', 100, 'loop-trap', 100]"
+
+
+def test_the_interpreter_exits_after_a_cancelled_spinning_call() -> None:
+    script = textwrap.dedent(f"""
+        import asyncio
+        from vudo_runtime import load_spirit
+
+        async def main():
+            spirit = await load_spirit({str(LOOPS)!r}, mode="thread")
+            try:
+                await asyncio.wait_for(spirit.call("spin"), 0.2)
+            except TimeoutError:
+                print("timed out")
+
+        asyncio.run(main())
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "timed out"), done.stderr
+
+
+def test_ctrl_c_in_asyncio_run_cancels_an_inline_guest() -> None:
+    script = textwrap.dedent(f"""
+        import asyncio
+        from vudo_runtime import load_spirit
+
+        async def main():
+            spirit = await load_spirit({str(LOOPS)!r}, mode="inline")
+            await spirit.call("spin")
+
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt")
+    """)
+    done = _interrupt_after([sys.executable, "-c", script])
+    assert done.stdout.strip() == "KeyboardInterrupt", done.stderr

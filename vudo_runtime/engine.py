@@ -22,6 +22,8 @@ import wasmtime
 
 #: Epoch ticker period: the granularity of ``timeout=`` deadlines.
 TICK_SECONDS = 0.005
+#: Ticker period while no call has a deadline: the latency of Ctrl-C and the loop guard.
+IDLE_TICK_SECONDS = 0.05
 #: A deadline that is never reached (ticks after the current epoch).
 NO_DEADLINE = 1 << 62
 
@@ -102,11 +104,17 @@ def _enable_pooling(config: wasmtime.Config) -> None:
 
 
 class _Ticker:
-    """One daemon thread that advances every engine's epoch each ``TICK_SECONDS``."""
+    """One daemon thread that advances every engine's epoch.
+
+    Each ``TICK_SECONDS`` while a call has a deadline; otherwise each ``IDLE_TICK_SECONDS``,
+    often enough for Ctrl-C and the event-loop guard, rarely enough that its wake-ups
+    (each takes the GIL) cost the fast call path almost nothing.
+    """
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.wake = threading.Event()  # a deadline began: switch to fine ticks now
 
     def ensure_running(self) -> None:
         if self._thread is not None:
@@ -117,10 +125,13 @@ class _Ticker:
                 thread.start()
                 self._thread = thread
 
-    @staticmethod
-    def _run() -> None:
+    def _run(self) -> None:
         while True:
-            time.sleep(TICK_SECONDS)
+            timed = math.inf != min(list(_call_ends.values()), default=math.inf)
+            if not timed and self.wake.wait(IDLE_TICK_SECONDS):
+                self.wake.clear()
+            elif timed:
+                time.sleep(TICK_SECONDS)
             for engine in list(_engines.values()):
                 engine.increment_epoch()
 
@@ -168,6 +179,7 @@ def begin_call(store: wasmtime.Store, address: int, timeout: float | None) -> fl
     deadline_ticks(timeout)  # validates timeout and starts the ticker
     end = time.monotonic() + timeout
     _call_ends[address] = end if outer is None or end < outer else outer
+    _ticker.wake.set()
     return outer
 
 
@@ -209,10 +221,15 @@ def _stop_reason(address: int) -> str | None:
     end = _call_ends.get(address)
     if end is not None and end != math.inf and time.monotonic() >= end:
         return "timeout"
-    if _sigint and threading.current_thread() is threading.main_thread():
-        _sigint = False
-        return "sigint"
     loop = asyncio_running_loop()
+    if threading.current_thread() is threading.main_thread():
+        if _sigint:
+            _sigint = False
+            return "sigint"
+        if loop is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            # A guest runs on the main thread: let Ctrl-C stop it (installed this late so
+            # that asyncio.run, seeing the default handler, still installs its own).
+            signal.signal(signal.SIGINT, _on_sigint)
     if loop is not None:  # an inline call: the guest runs on the event loop's thread
         task = asyncio.current_task(loop)
         if task is not None and task.cancelling():
@@ -258,11 +275,6 @@ def watch_store(store: wasmtime.Store, address: int) -> None:
     _stopped.pop(address, None)
     _EPOCH_SET(store.ptr(), _EPOCH_CALLBACK, ctypes.c_void_p(address), _NO_FINALIZER)
     store.set_epoch_deadline(1)
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    ):
-        signal.signal(signal.SIGINT, _on_sigint)
 
 
 _EPOCH_CALLBACK: Any = ctypes.CFUNCTYPE(
