@@ -79,3 +79,12 @@ def test_missing_optional_hosts_are_reported_unavailable(
 def test_scenario_filter_and_bad_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--quick", "--scenario", "no-such-scenario"]) == 2
     assert "no scenario matches" in capsys.readouterr().err
+
+
+def test_control_benchmark_reports_its_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.control import main as control
+
+    assert control(["--repeat", "1", "--calls", "1000"]) == 0
+    out = capsys.readouterr().out
+    for row in ("vudo (interrupted", "wasmtime-py via run_in_executor", "stack check / call_sync"):
+        assert row in out
