@@ -29,11 +29,18 @@ class Message:
 
 
 class MessageBus:
-    """Bounded FIFO queues per (receiver, channel); thread-safe, with async waiters."""
+    """Bounded FIFO queues per (receiver, channel); thread-safe, with async waiters.
+
+    Queues are indexed by receiver first (``receiver -> channel -> queue``), so that
+    :meth:`leave` drops a member's queues without looking at anybody else's: its cost
+    is the member's own messages, not the size of the Séance. An emptied queue is
+    dropped, and so is a receiver left with no queue. Messages the leaver sent that are
+    still queued for others stay there (they were sent; their receivers may read them).
+    """
 
     def __init__(self, limit: int = DEFAULT_QUEUE_LIMIT) -> None:
         self.limit = limit
-        self._queues: dict[tuple[str, int], collections.deque[Message]] = {}
+        self._queues: dict[str, dict[int, collections.deque[Message]]] = {}
         self._members: set[str] = set()
         self._lock = threading.Lock()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
@@ -43,10 +50,33 @@ class MessageBus:
             self._members.add(name)
 
     def leave(self, name: str) -> None:
+        """Drop ``name`` and the messages waiting for it (on every channel)."""
         with self._lock:
             self._members.discard(name)
-            for key in [k for k in self._queues if k[0] == name]:
-                del self._queues[key]
+            self._queues.pop(name, None)
+
+    def _queue(self, name: str, channel: int) -> collections.deque[Message] | None:
+        """The queue of ``name`` on ``channel``, None if there is none (under the lock)."""
+        channels = self._queues.get(name)
+        return channels.get(channel) if channels is not None else None
+
+    def _new_queue(self, name: str, channel: int) -> collections.deque[Message]:
+        """The queue of ``name`` on ``channel``, made if missing (under the lock)."""
+        channels = self._queues.setdefault(name, {})
+        queue = channels.get(channel)
+        if queue is None:
+            queue = channels[channel] = collections.deque()
+        return queue
+
+    def _popleft(self, name: str, channel: int, queue: collections.deque[Message]) -> Message:
+        """Dequeue the head of a non-empty queue, dropping the queue once empty."""
+        message = queue.popleft()
+        if not queue:
+            channels = self._queues[name]
+            del channels[channel]
+            if not channels:
+                del self._queues[name]
+        return message
 
     @property
     def members(self) -> list[str]:
@@ -58,9 +88,11 @@ class MessageBus:
         with self._lock:
             if to not in self._members:
                 return False
-            queue = self._queues.setdefault((to, channel), collections.deque())
-            if len(queue) >= self.limit:
+            queue = self._queue(to, channel)
+            if len(queue or ()) >= self.limit:
                 return False
+            if queue is None:
+                queue = self._new_queue(to, channel)
             queue.append(Message(sender, to, bytes(payload), channel))
             waiters = list(self._waiters.get(to, ()))
         for loop, event in waiters:
@@ -73,12 +105,12 @@ class MessageBus:
 
     def pending(self, name: str, channel: int = 0) -> int:
         with self._lock:
-            queue = self._queues.get((name, channel))
+            queue = self._queue(name, channel)
             return len(queue) if queue else 0
 
     def peek(self, name: str, channel: int = 0) -> Message | None:
         with self._lock:
-            queue = self._queues.get((name, channel))
+            queue = self._queue(name, channel)
             return queue[0] if queue else None
 
     def recv_if(
@@ -86,24 +118,22 @@ class MessageBus:
     ) -> tuple[Message | None, bool]:
         """Atomically: the next message and whether it fit (it is dequeued only then)."""
         with self._lock:
-            queue = self._queues.get((name, channel))
+            queue = self._queue(name, channel)
             if not queue:
                 return None, False
             if not fits(queue[0]):
                 return queue[0], False
-            return queue.popleft(), True
+            return self._popleft(name, channel, queue), True
 
     def requeue(self, message: Message) -> None:
         """Put a dequeued message back at the head of its queue (delivery failed)."""
         with self._lock:
-            self._queues.setdefault((message.to, message.channel), collections.deque()).appendleft(
-                message
-            )
+            self._new_queue(message.to, message.channel).appendleft(message)
 
     def recv(self, name: str, channel: int = 0) -> Message | None:
         with self._lock:
-            queue = self._queues.get((name, channel))
-            return queue.popleft() if queue else None
+            queue = self._queue(name, channel)
+            return self._popleft(name, channel, queue) if queue else None
 
     async def receive(self, name: str, channel: int = 0, timeout: float | None = None) -> Message:
         """Wait for the next message to ``name`` (for a host that listens)."""
@@ -126,7 +156,10 @@ class MessageBus:
             ) from None
         finally:
             with self._lock:
-                self._waiters[name].remove(entry)
+                waiters = self._waiters[name]
+                waiters.remove(entry)
+                if not waiters:  # no state kept for names nobody listens for any more
+                    del self._waiters[name]
 
 
 def _bus(ctx: HostContext) -> MessageBus | None:
