@@ -121,3 +121,13 @@ async def test_receive_leaves_no_waiters_behind() -> None:
         await bus.receive("host", timeout=0.01)
     assert not bus._waiters
     assert bus._queues == {}
+
+
+async def test_a_receive_timeout_is_a_vudo_error_and_a_timeout_error() -> None:
+    from vudo_runtime import BusTimeout, VudoError
+
+    bus = MessageBus()
+    bus.join("a")
+    with pytest.raises(BusTimeout, match="no message for 'a'") as caught:
+        await bus.receive("a", 0, timeout=0.05)
+    assert isinstance(caught.value, VudoError) and isinstance(caught.value, TimeoutError)

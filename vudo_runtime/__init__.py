@@ -3,6 +3,7 @@
 from vudo_runtime.cache import CacheWarning
 from vudo_runtime.errors import (
     ArgumentError,
+    BusTimeout,
     CapabilityError,
     DolSyntaxError,
     ExportNotFoundError,
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HEAP_END",
     "ArgumentError",
+    "BusTimeout",
     "CacheWarning",
     "CapabilityError",
     "DolSyntaxError",

@@ -88,6 +88,10 @@ class SpiritInterrupted(SpiritTrap):
     """The call was stopped by ``Spirit.interrupt()``."""
 
 
+class BusTimeout(VudoError, TimeoutError):
+    """No message arrived on the bus within ``receive(..., timeout=)``."""
+
+
 class FuelExhausted(SpiritTrap):
     """The call used up its ``fuel=`` budget."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from vudo_runtime.errors import BusTimeout
 from vudo_runtime.loa import HostContext, HostFunction, Loa, WasmSignature
 
 #: Messages a receiver may have waiting per channel before sends to it fail.
@@ -151,8 +152,9 @@ class MessageBus:
                     await event.wait()
                 return message
         except TimeoutError:
-            raise TimeoutError(
-                f"no message for {name!r} on channel {channel} in {timeout}s"
+            raise BusTimeout(
+                f"no message for {name!r} on channel {channel} in {timeout}s; send one first "
+                "or raise timeout="
             ) from None
         finally:
             with self._lock:
