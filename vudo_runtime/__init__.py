@@ -33,6 +33,7 @@ from vudo_runtime.loa import (
 from vudo_runtime.loas import Effect, Message
 from vudo_runtime.memory import HEAP_END, MemoryManager
 from vudo_runtime.module import Signature
+from vudo_runtime.options import SpiritOptions
 from vudo_runtime.pool import InstancePool, PoolStats
 from vudo_runtime.seance import Ghost, Seance
 from vudo_runtime.spirit import Spirit, load_spirit
@@ -74,6 +75,7 @@ __all__ = [
     "SpiritFacade",
     "SpiritInterrupted",
     "SpiritLoadError",
+    "SpiritOptions",
     "SpiritTimeout",
     "SpiritTrap",
     "VudoError",

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import attrs
 
 from vudo_runtime.errors import ExportNotFoundError, MemoryAccessError, VudoError
 from vudo_runtime.memory import MemoryManager
 from vudo_runtime.module import Source
-from vudo_runtime.spirit import Spirit, load_spirit
+from vudo_runtime.options import CallMode, SpiritOptions
+from vudo_runtime.spirit import Spirit
+
+if TYPE_CHECKING:
+    from vudo_runtime.cache import CacheOption
+    from vudo_runtime.loa import LoaGrant, LoaRegistry
 
 __all__ = ["GeneHandle", "SpiritFacade", "allocated", "gene_memory"]
 
@@ -66,9 +71,26 @@ class SpiritFacade:
         self.spirit = spirit
 
     @classmethod
-    async def load(cls, source: Source, **options: Any) -> Self:
+    async def load(
+        cls,
+        source: Source,
+        *,
+        options: SpiritOptions | None = None,
+        name: str | None = None,
+        loas: LoaGrant = None,
+        cache: CacheOption = True,
+        timeout: float | None = None,
+        fuel: int | None = None,
+        max_memory: int | None = None,
+        mode: CallMode = "auto",
+        stdout: Any = None,
+        on_effect: Callable[..., Any] | None = None,
+        seance: Any = None,
+        registry: LoaRegistry | None = None,
+        unchecked: bool = True,
+    ) -> Self:
         """Load the Spirit (options as for ``load_spirit``) behind this facade."""
-        return cls(await load_spirit(source, **options))
+        return cls(await Spirit._load(source, SpiritOptions.of(options, locals())))
 
 
 def protocol_facade(spirit: Spirit, protocol: type) -> object:

@@ -21,7 +21,8 @@ from vudo_runtime.engine import HAVE_POOLING, EngineSettings
 from vudo_runtime.errors import PoolTimeout, SpiritLoadError, VudoError
 from vudo_runtime.loa import HostBindings, LinkPlan, Loa, LoaRegistry, link, resolve_grant
 from vudo_runtime.module import Source, read_source
-from vudo_runtime.spirit import CallMode, Spirit, _worker_pool
+from vudo_runtime.options import CallMode, SpiritOptions
+from vudo_runtime.spirit import Spirit, _worker_pool
 
 PoolKey = tuple[bytes, bool, int | None, frozenset[Loa]]
 
@@ -77,6 +78,7 @@ class InstancePool:
     ) -> None:
         if size < 1:
             raise ValueError(f"pool size must be at least 1, got {size}")
+        SpiritOptions.of(None, locals())  # validates timeout, fuel and mode as load_spirit does
         self.size = size
         self.warm = size if warm is None else max(0, min(warm, size))
         self.acquire_timeout = acquire_timeout

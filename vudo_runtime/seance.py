@@ -21,7 +21,8 @@ from vudo_runtime.loa import LoaGrant, LoaRegistry, default_registry, plan_link,
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
 from vudo_runtime.loas.state import SharedState
 from vudo_runtime.module import Source, known_wasm, read_source
-from vudo_runtime.spirit import CallMode, Spirit, _worker_pool
+from vudo_runtime.options import CallMode, SpiritOptions
+from vudo_runtime.spirit import Spirit, _worker_pool
 
 #: Granted to summoned Spirits when ``loas=`` is not given.
 SEANCE_GRANT = ("core", "messaging", "state")
@@ -72,7 +73,8 @@ def _check_ghost(name: str, ghost: Ghost) -> None:
 class _Member:
     spirit: Spirit
     source: Source
-    options: dict[str, Any]
+    options: SpiritOptions
+    links: dict[str, str]
     restart: Restart
     restarting: asyncio.Lock = attrs.field(factory=asyncio.Lock)
 
@@ -119,6 +121,7 @@ class Seance:
         name: str,
         source: Source | Ghost,
         *,
+        options: SpiritOptions | None = None,
         loas: LoaGrant = None,
         links: Mapping[str, str] | None = None,
         timeout: float | None = None,
@@ -130,53 +133,57 @@ class Seance:
         restart: Restart = "never",
         cache: CacheOption = True,
     ) -> Spirit:
-        """Load ``source`` as member ``name``; ``links`` meets import modules with members."""
+        """Load ``source`` as member ``name``; ``links`` meets import modules with members.
+
+        ``options=`` gives the load options as one :class:`SpiritOptions`; keywords not
+        left at their defaults override it. The Séance sets ``name`` and ``seance``.
+        """
+        opts = SpiritOptions.of(options, locals())
         self._check_open()
         if not isinstance(name, str) or not name:
             raise SeanceError(f"a Spirit needs a non-empty name, got {name!r}")
         if isinstance(source, Ghost):
-            return await self._summon_ghost(name, source, loas=loas, stdout=stdout)
+            return await self._summon_ghost(name, source, loas=opts.loas, stdout=opts.stdout)
         if name in self._members:
             raise SeanceError(f"a Spirit named {name!r} is already summoned; release it first")
         if restart not in ("never", "on-trap"):
             raise ValueError(f"restart must be 'never' or 'on-trap', got {restart!r}")
-        options: dict[str, Any] = {
-            "loas": SEANCE_GRANT if loas is None else loas,
-            "links": dict(links or {}),
-            "timeout": timeout,
-            "fuel": fuel,
-            "max_memory": max_memory,
-            "mode": mode,
-            "stdout": stdout,
-            "on_effect": on_effect,
-            "cache": cache,
-        }
-        spirit = await self._load(name, source, options)
+        opts = attrs.evolve(
+            opts,
+            name=name,
+            seance=self,
+            loas=SEANCE_GRANT if opts.loas is None else opts.loas,
+            registry=self.registry if opts.registry is None else opts.registry,
+        )
+        linked = dict(links or {})
+        spirit = await self._load(name, source, opts, linked)
         if name in self._members or self._dismissed:  # lost a race with another summon
             await _close(spirit)
             self._check_open()
             raise SeanceError(f"a Spirit named {name!r} is already summoned; release it first")
-        self._members[name] = _Member(spirit, source, options, restart)
+        self._members[name] = _Member(spirit, source, opts, linked, restart)
         self.bus.join(name)
         return spirit
 
-    async def _load(self, name: str, source: Source, options: dict[str, Any]) -> Spirit:
-        if not options["links"] and (wasm := known_wasm(source, options["fuel"] is not None)):
-            return self._load_sync(name, wasm, options)  # cached: cheaper than a thread hop
+    async def _load(
+        self, name: str, source: Source, opts: SpiritOptions, links: Mapping[str, str]
+    ) -> Spirit:
+        if not links and (wasm := known_wasm(source, opts.fuel is not None)):
+            return self._load_sync(name, wasm, opts, links)  # cached: cheaper than a thread hop
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            _worker_pool(), lambda: self._load_sync(name, source, options)
+            _worker_pool(), lambda: self._load_sync(name, source, opts, links)
         )
 
-    def _load_sync(self, name: str, source: Source, options: dict[str, Any]) -> Spirit:
-        opts = dict(options)
-        links: dict[str, str] = opts.pop("links")
+    def _load_sync(
+        self, name: str, source: Source, opts: SpiritOptions, links: Mapping[str, str]
+    ) -> Spirit:
         if not links:
-            return Spirit.load_sync(source, name=name, seance=self, registry=self.registry, **opts)
+            return Spirit._load_sync(source, opts)
         return self._load_linked(name, source, links, opts)
 
     def _load_linked(
-        self, name: str, source: Source, links: Mapping[str, str], opts: dict[str, Any]
+        self, name: str, source: Source, links: Mapping[str, str], opts: SpiritOptions
     ) -> Spirit:
         """Instantiate into the provider's Store, its exports defined for our imports."""
         providers = {}
@@ -191,18 +198,18 @@ class Seance:
         if len(stores) != 1:
             raise SeanceError(f"{name!r} can link to Spirits of one Store only")
         provider = next(iter(providers.values()))
-        if opts.get("fuel") is not None or opts.get("max_memory") is not None:
+        if opts.fuel is not None or opts.max_memory is not None:
             raise SeanceError("fuel= and max_memory= apply to a Store: set them on the provider")
         wasm, spirit_name, label = read_source(source, name)
         settings = EngineSettings(fuel=provider.fuel is not None)
-        module = compile_module(wasm, settings, cache=opts["cache"], source=label)
-        granted, registry = resolve_grant(opts["loas"], self.registry)
+        module = compile_module(wasm, settings, cache=opts.cache, source=label)
+        granted, registry = resolve_grant(opts.loas, opts.registry)
         plan, linker = plan_link(module, settings, spirit_name, granted, registry, links=providers)
         store = provider._store
         for module_name, p in providers.items():
             linker.define_instance(store, module_name, p._instance)
         bindings = plan.bindings(
-            spirit_name, stdout=opts["stdout"], on_effect=opts["on_effect"], seance=self
+            spirit_name, stdout=opts.stdout, on_effect=opts.on_effect, seance=self
         )
         bindings.bind_store(store)
         try:
@@ -216,8 +223,8 @@ class Seance:
             store=store,
             instance=instance,
             bindings=bindings,
-            timeout=opts["timeout"],
-            mode=opts["mode"],
+            timeout=opts.timeout,
+            mode=opts.mode,
             lock=provider._lock,
         )
 
@@ -271,7 +278,7 @@ class Seance:
     async def restart(self, name: str) -> Spirit:
         """Replace ``name`` with a fresh instance of the same source and options."""
         member = self._member(name)
-        fresh = await self._load(name, member.source, member.options)
+        fresh = await self._load(name, member.source, member.options, member.links)
         if self._members.get(name) is not member:  # released or dismissed meanwhile
             await _close(fresh)
             self._member(name)  # raises: dismissed, or no such Spirit

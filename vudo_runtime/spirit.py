@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import attrs
 import wasmtime
@@ -25,7 +25,6 @@ from vudo_runtime.engine import (
     EngineSettings,
     begin_call,
     clear_stop,
-    deadline_ticks,
     end_call,
     request_stop,
     take_stop,
@@ -51,12 +50,13 @@ from vudo_runtime.module import (
     module_info,
     read_source,
 )
+from vudo_runtime.options import CallMode as CallMode
+from vudo_runtime.options import SpiritOptions
 
 if TYPE_CHECKING:
     from vudo_runtime.loa import HostBindings, LoaGrant, LoaRegistry
     from vudo_runtime.memory import MemoryManager
 
-CallMode = Literal["auto", "inline", "thread"]
 T = TypeVar("T")
 
 #: In ``mode="auto"``, a function whose calls take longer than this moves to worker threads.
@@ -185,6 +185,7 @@ class Spirit:
         cls,
         source: Source,
         *,
+        options: SpiritOptions | None = None,
         name: str | None = None,
         loas: LoaGrant = None,
         cache: CacheOption = True,
@@ -199,43 +200,42 @@ class Spirit:
         unchecked: bool = True,
     ) -> Spirit:
         """Load and instantiate a Spirit without an event loop (see :func:`load_spirit`)."""
-        from vudo_runtime.loa import link, resolve_grant
+        return cls._load_sync(source, SpiritOptions.of(options, locals()))
 
-        if fuel is not None and (not isinstance(fuel, int) or fuel < 0):
-            raise ValueError(f"fuel must be a non-negative int, got {fuel!r}")
-        if timeout is not None:
-            deadline_ticks(timeout)  # validates early
-        wasm, spirit_name, label = read_source(source, name)
+    @classmethod
+    def _load_sync(cls, source: Source, opts: SpiritOptions) -> Spirit:
+        from vudo_runtime.loa import link, resolve_grant
         from vudo_runtime.pool import draw
 
-        grant, _ = resolve_grant(loas, registry)
+        wasm, spirit_name, label = read_source(source, opts.name)
+        grant, _ = resolve_grant(opts.loas, opts.registry)
         pooled = None
-        if unchecked:  # pooled instances use the fast path; unchecked=False must not get one
+        if opts.unchecked:  # pooled instances use the fast path; unchecked=False must not get one
             pooled = draw(
                 wasm,
-                fuel,
-                max_memory,
+                opts.fuel,
+                opts.max_memory,
                 grant,
                 name=spirit_name,
-                stdout=stdout,
-                on_effect=on_effect,
-                seance=seance,
+                stdout=opts.stdout,
+                on_effect=opts.on_effect,
+                seance=opts.seance,
             )
         if pooled is not None:
-            pooled.configure(timeout=timeout, fuel=fuel, mode=mode)
+            pooled.configure(timeout=opts.timeout, fuel=opts.fuel, mode=opts.mode)
             return pooled
-        settings = EngineSettings(fuel=fuel is not None)
-        module = compile_module(wasm, settings, cache=cache, source=label)
+        settings = EngineSettings(fuel=opts.fuel is not None)
+        module = compile_module(wasm, settings, cache=opts.cache, source=label)
         pre, bindings = link(
             module,
             settings,
             spirit_name,
             grant,
-            registry=registry,
-            unchecked=unchecked,
-            stdout=stdout,
-            on_effect=on_effect,
-            seance=seance,
+            registry=opts.registry,
+            unchecked=opts.unchecked,
+            stdout=opts.stdout,
+            on_effect=opts.on_effect,
+            seance=opts.seance,
         )
         return cls.instantiate(
             module,
@@ -243,11 +243,11 @@ class Spirit:
             bindings,
             settings=settings,
             name=spirit_name,
-            timeout=timeout,
-            fuel=fuel,
-            max_memory=max_memory,
-            mode=mode,
-            unchecked=unchecked,
+            timeout=opts.timeout,
+            fuel=opts.fuel,
+            max_memory=opts.max_memory,
+            mode=opts.mode,
+            unchecked=opts.unchecked,
         )
 
     @classmethod
@@ -309,13 +309,35 @@ class Spirit:
         )
 
     @classmethod
-    async def load(cls, source: Source, **options: Any) -> Spirit:
+    async def load(
+        cls,
+        source: Source,
+        *,
+        options: SpiritOptions | None = None,
+        name: str | None = None,
+        loas: LoaGrant = None,
+        cache: CacheOption = True,
+        timeout: float | None = None,
+        fuel: int | None = None,
+        max_memory: int | None = None,
+        mode: CallMode = "auto",
+        stdout: Any = None,
+        on_effect: Callable[..., Any] | None = None,
+        seance: Any = None,
+        registry: LoaRegistry | None = None,
+        unchecked: bool = True,
+    ) -> Spirit:
         """Load a Spirit; reading and compiling (when not cached) run on a worker thread."""
-        if (wasm := known_wasm(source, options.get("fuel") is not None)) is not None:
-            options.setdefault("name", default_name(source))
-            return cls.load_sync(wasm, **options)  # microseconds: a thread hop costs more
+        return await cls._load(source, SpiritOptions.of(options, locals()))
+
+    @classmethod
+    async def _load(cls, source: Source, opts: SpiritOptions) -> Spirit:
+        if (wasm := known_wasm(source, opts.fuel is not None)) is not None:
+            if opts.name is None:
+                opts = attrs.evolve(opts, name=default_name(source))
+            return cls._load_sync(wasm, opts)  # microseconds: a thread hop costs more
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_worker_pool(), lambda: cls.load_sync(source, **options))
+        return await loop.run_in_executor(_worker_pool(), lambda: cls._load_sync(source, opts))
 
     # ---- introspection -------------------------------------------------------------------
 
@@ -881,12 +903,30 @@ def _in_event_loop() -> bool:
     return True
 
 
-async def load_spirit(source: Source, **options: Any) -> Spirit:
+async def load_spirit(
+    source: Source,
+    *,
+    options: SpiritOptions | None = None,
+    name: str | None = None,
+    loas: LoaGrant = None,
+    cache: CacheOption = True,
+    timeout: float | None = None,
+    fuel: int | None = None,
+    max_memory: int | None = None,
+    mode: CallMode = "auto",
+    stdout: Any = None,
+    on_effect: Callable[..., Any] | None = None,
+    seance: Any = None,
+    registry: LoaRegistry | None = None,
+    unchecked: bool = True,
+) -> Spirit:
     """Load a Spirit from a path, bytes (wasm or WAT) or PathLike.
 
-    Options: ``name``, ``loas`` (a LoaRegistry, or Loa names / Loa objects to grant; default
-    ``core``), ``cache`` (True, False or a directory), ``timeout`` (seconds per call), ``fuel``
-    (budget per call), ``max_memory`` (bytes), ``mode`` (``auto``/``inline``/``thread``),
-    ``stdout`` (file or callable for vudo_print), ``on_effect`` (callback for effects).
+    The keywords are the fields of :class:`SpiritOptions` (see there); ``options=`` gives
+    them as one object, and keywords not left at their defaults override it: ``name``,
+    ``loas`` (a LoaRegistry, or Loa names / Loa objects to grant; default ``core``),
+    ``cache`` (True, False or a directory), ``timeout`` (seconds per call), ``fuel`` (budget
+    per call), ``max_memory`` (bytes), ``mode`` (``auto``/``inline``/``thread``), ``stdout``
+    (file or callable for vudo_print), ``on_effect`` (callback for effects), ...
     """
-    return await Spirit.load(source, **options)
+    return await Spirit._load(source, SpiritOptions.of(options, locals()))

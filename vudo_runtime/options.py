@@ -1,0 +1,81 @@
+"""SpiritOptions: the options of loading one Spirit, defined once, typed and validated.
+
+This module imports nothing from ``spirit``, ``seance`` or ``pool``: they all import it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+if TYPE_CHECKING:
+    from vudo_runtime.cache import CacheOption
+    from vudo_runtime.loa import LoaGrant, LoaRegistry
+
+CallMode = Literal["auto", "inline", "thread"]
+CALL_MODES: tuple[CallMode, ...] = ("auto", "inline", "thread")
+
+
+def _check_timeout(_: object, __: attrs.Attribute[Any], timeout: float | None) -> None:
+    if timeout is None or timeout == math.inf:
+        return
+    if not timeout > 0:  # also rejects NaN
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+def _check_fuel(_: object, __: attrs.Attribute[Any], fuel: int | None) -> None:
+    if fuel is not None and (not isinstance(fuel, int) or fuel < 0):
+        raise ValueError(f"fuel must be a non-negative int, got {fuel!r}")
+
+
+def _check_mode(_: object, __: attrs.Attribute[Any], mode: str) -> None:
+    if mode not in CALL_MODES:
+        raise ValueError(f"mode must be 'auto', 'inline' or 'thread', got {mode!r}")
+
+
+@attrs.frozen
+class SpiritOptions:
+    """How to load one Spirit; every field is also a keyword of ``load_spirit``.
+
+    ``name`` (default: from the source), ``loas`` (a LoaRegistry, or Loa names / Loa
+    objects to grant; default ``core``), ``cache`` (True, False or a directory),
+    ``timeout`` (seconds per call), ``fuel`` (budget per call), ``max_memory`` (bytes),
+    ``mode`` (``auto``/``inline``/``thread``), ``stdout`` (file or callable for
+    vudo_print), ``on_effect`` (callback for effects), ``seance`` (the Séance it belongs
+    to), ``registry`` (where Loa names are looked up), ``unchecked`` (the fast call path).
+    """
+
+    name: str | None = None
+    loas: LoaGrant = None
+    cache: CacheOption = True
+    timeout: float | None = attrs.field(default=None, validator=_check_timeout)
+    fuel: int | None = attrs.field(default=None, validator=_check_fuel)
+    max_memory: int | None = None
+    mode: CallMode = attrs.field(default="auto", validator=_check_mode)
+    stdout: Any = None
+    on_effect: Callable[..., Any] | None = None
+    seance: Any = None
+    registry: LoaRegistry | None = None
+    unchecked: bool = True
+
+    @classmethod
+    def of(cls, options: SpiritOptions | None, given: Mapping[str, Any]) -> SpiritOptions:
+        """``options`` (or the defaults) with the option keywords in ``given`` applied.
+
+        ``given`` is a caller's ``locals()``: only the names of fields are read. Over
+        ``options``, a keyword left at its default changes nothing; any other overrides.
+        """
+        fields = attrs.fields_dict(cls)
+        if options is None:
+            return cls(**{k: v for k, v in given.items() if k in fields})
+        changes = {
+            k: v for k, v in given.items() if k in fields and not _is_default(v, fields[k].default)
+        }
+        return attrs.evolve(options, **changes) if changes else options
+
+
+def _is_default(value: object, default: object) -> bool:
+    return value is default or (isinstance(default, str) and value == default)
