@@ -154,10 +154,15 @@ def test_a_timeout_still_applies_with_the_epoch_callback() -> None:
 # ---- Ctrl-C ---------------------------------------------------------------------------------
 
 
-def _interrupt_after(cmd: list[str], delay: float = 1.5) -> subprocess.CompletedProcess[str]:
+def _interrupt_after(cmd: list[str], delay: float = 2.5) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd``, press Ctrl-C once it is spinning, and collect what it did."""
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    assert proc.stdout is not None
+    if cmd[1] == "-c":  # our scripts say when the guest is about to run
+        assert proc.stdout.readline().strip() == "ready"
+        delay = 0.5
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     try:
@@ -181,6 +186,7 @@ def test_call_sync_raises_keyboard_interrupt_on_the_main_thread() -> None:
     script = textwrap.dedent(f"""
         from vudo_runtime import Spirit
         spirit = Spirit.load_sync({str(LOOPS)!r})
+        print("ready", flush=True)
         try:
             spirit.call_sync("spin")
         except KeyboardInterrupt:
@@ -196,6 +202,7 @@ def test_ctrl_c_outside_a_guest_still_raises() -> None:
         import time
         from vudo_runtime import Spirit
         Spirit.load_sync({str(LOOPS)!r}).call_sync("sum_to", 4)
+        print("ready", flush=True)
         try:
             time.sleep(30)
         except KeyboardInterrupt:
@@ -317,6 +324,7 @@ def test_ctrl_c_in_asyncio_run_cancels_an_inline_guest() -> None:
 
         async def main():
             spirit = await load_spirit({str(LOOPS)!r}, mode="inline")
+            print("ready", flush=True)
             await spirit.call("spin")
 
         try:
