@@ -159,6 +159,8 @@ _call_ends: dict[int, float] = {}
 # Why the call running in a Store must stop now, by address: set by interrupt(), by a
 # cancelled await, or by the epoch callback itself; read back by take_stop().
 _stops: dict[int, str] = {}
+# Why the epoch callback stopped the last call in a Store, until take_stop() reads it.
+_stopped: dict[int, str] = {}
 
 #: An inline call is stopped when it keeps one of its event loop's timers waiting this
 #: long (asyncio's own slow-callback limit): the loop must not freeze behind a guest.
@@ -167,12 +169,10 @@ LOOP_STALL = 0.1
 _sigint = False  # a Ctrl-C arrived while a guest ran on the main thread
 
 
-def begin_call(store: wasmtime.Store, address: int, timeout: float | None) -> float | None:
-    """Enter a call in ``store``, bounded by ``timeout`` seconds and by the deadline of the
-    call it runs inside; returns that outer call's end (None: not nested), for end_call."""
+def begin_call(address: int, timeout: float | None) -> float | None:
+    """Enter a call in the Store at ``address``, bounded by ``timeout`` seconds and by the
+    deadline of the call it runs inside; returns that outer call's end (None: not nested)."""
     outer = _call_ends.get(address)
-    if outer is None:
-        _stops.pop(address, None)  # a request that came after the last call ended
     if timeout is None:
         _call_ends[address] = math.inf if outer is None else outer
         return outer
@@ -183,7 +183,7 @@ def begin_call(store: wasmtime.Store, address: int, timeout: float | None) -> fl
     return outer
 
 
-def end_call(store: wasmtime.Store, address: int, outer: float | None, bounded: bool) -> None:
+def end_call(address: int, outer: float | None) -> None:
     """Leave a call entered with begin_call: the outer call's deadline holds again."""
     if outer is None:
         _call_ends.pop(address, None)
@@ -208,8 +208,6 @@ def take_stop(address: int) -> str | None:
     """Why the epoch callback stopped the last call in this Store (None: it did not)."""
     return _stopped.pop(address, None)
 
-
-_stopped: dict[int, str] = {}
 
 
 def _stop_reason(address: int) -> str | None:

@@ -280,7 +280,7 @@ class Spirit:
         if bindings is not None:
             bindings.bind_store(store)
         if timeout is not None:  # a start function is bounded like a call
-            begin_call(store, address, timeout)
+            begin_call(address, timeout)
         try:
             instance = pre.instantiate(store)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
@@ -295,7 +295,7 @@ class Spirit:
             ) from (cause or exc)
         finally:
             if timeout is not None:
-                end_call(store, address, None, True)
+                end_call(address, None)
         return cls(
             name=name,
             module=module,
@@ -565,6 +565,7 @@ class Spirit:
             if self._bindings is not None:
                 self._bindings.loop = loop
             with self._ctl:
+                clear_stop(self._address)  # a request that came after the last call ended
                 self._running = cancelled
             start = perf_counter()
             try:
@@ -585,7 +586,7 @@ class Spirit:
         limit = self.timeout if timeout is None else timeout
         # A call made from inside another (a host function calling back into the Spirit)
         # keeps the outer call's deadline and shares its fuel budget.
-        outer = begin_call(self._store, self._address, limit)
+        outer = begin_call(self._address, limit)
         try:
             if self.fuel is not None and outer is None:
                 self._store.set_fuel(self.fuel)
@@ -593,7 +594,7 @@ class Spirit:
         except (wasmtime.Trap, wasmtime.WasmtimeError, TypeError) as exc:
             raise self._call_error(export, args, exc, limit) from self._host_cause(exc)
         finally:
-            end_call(self._store, self._address, outer, limit is not None)
+            end_call(self._address, outer)
 
     def _call_error(
         self, export: _Export, args: tuple[Any, ...], exc: Exception, limit: float | None
