@@ -24,8 +24,6 @@ import wasmtime
 TICK_SECONDS = 0.005
 #: Ticker period while no call has a deadline: the latency of Ctrl-C and the loop guard.
 IDLE_TICK_SECONDS = 0.05
-#: A deadline that is never reached (ticks after the current epoch).
-NO_DEADLINE = 1 << 62
 
 try:
     WASMTIME_VERSION = metadata.version("wasmtime")
@@ -139,15 +137,10 @@ class _Ticker:
 _ticker = _Ticker()
 
 
-def deadline_ticks(timeout: float) -> int:
-    """Epoch ticks for ``timeout`` seconds, starting the ticker if it is not running."""
-    if timeout == math.inf:
-        return NO_DEADLINE
+def check_timeout(timeout: float) -> None:
+    """ValueError unless ``timeout`` is a positive number of seconds (inf: no deadline)."""
     if not timeout > 0:  # also rejects NaN
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    _ticker.ensure_running()
-    # +1: the current tick may be about to end, so never cut a call short.
-    return math.ceil(timeout / TICK_SECONDS) + 1
 
 
 # When the call running in a Store must end (time.monotonic(); inf: never), by the Store's
@@ -176,7 +169,7 @@ def begin_call(address: int, timeout: float | None) -> float | None:
     if timeout is None:
         _call_ends[address] = math.inf if outer is None else outer
         return outer
-    deadline_ticks(timeout)  # validates timeout and starts the ticker
+    check_timeout(timeout)
     end = time.monotonic() + timeout
     _call_ends[address] = end if outer is None or end < outer else outer
     _ticker.wake.set()
@@ -207,7 +200,6 @@ def clear_stop(address: int) -> None:
 def take_stop(address: int) -> str | None:
     """Why the epoch callback stopped the last call in this Store (None: it did not)."""
     return _stopped.pop(address, None)
-
 
 
 def _stop_reason(address: int) -> str | None:

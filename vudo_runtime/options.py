@@ -5,11 +5,12 @@ This module imports nothing from ``spirit``, ``seance`` or ``pool``: they all im
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+
+from vudo_runtime.engine import check_timeout
 
 if TYPE_CHECKING:
     from vudo_runtime.cache import CacheOption
@@ -20,10 +21,8 @@ CALL_MODES: tuple[CallMode, ...] = ("auto", "inline", "thread")
 
 
 def _check_timeout(_: object, __: attrs.Attribute[Any], timeout: float | None) -> None:
-    if timeout is None or timeout == math.inf:
-        return
-    if not timeout > 0:  # also rejects NaN
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if timeout is not None:
+        check_timeout(timeout)
 
 
 def _check_fuel(_: object, __: attrs.Attribute[Any], fuel: int | None) -> None:

@@ -637,13 +637,6 @@ class Spirit:
         if self._bindings is not None and (guest := self._bindings.take_message()):
             message = guest
         kw: dict[str, Any] = {"spirit": self.name, "function": fn, "backtrace": frames}
-        if code == wasmtime.TrapCode.INTERRUPT:
-            return SpiritTimeout(
-                f"timed out after {limit}s (epoch deadline); raise timeout= if the work is "
-                "legitimately long",
-                code="interrupt",
-                **kw,
-            )
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return FuelExhausted(
                 f"ran out of fuel (budget {self.fuel} per call); raise fuel= to allow more work",
