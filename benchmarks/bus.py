@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
+from vudo_runtime import Message
+from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, MessageBus
 
 SIZES = (1_000, 10_000)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import wasmtime
 
 from vudo_runtime import Spirit, load_spirit
-from vudo_runtime.spirit import _stack
+from vudo_runtime.threads import stack
 
 ROOT = Path(__file__).parent.parent
 SPIN_WAT = """(module
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return call_sync("add", a, b)
 
     def stack_check(a: int, b: int) -> object:
-        return _stack.ok
+        return stack.ok
 
     samples: dict[str, list[float]] = {"call_sync": [], "caller": [], "check": []}
     for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  the fast caller alone                      {med['caller'] * 1e9:8.0f} ns")
     print(f"  the stack check alone (threading.local)    {med['check'] * 1e9:8.0f} ns")
     print(f"  stack check / call_sync                    {med['check'] / med['call_sync']:8.1%}")
-    print(f"  (main thread: stack check says ok={_stack.ok}; threads {threading.active_count()})")
+    print(f"  (main thread: stack check says ok={stack.ok}; threads {threading.active_count()})")
     spirit.close()
     return 0
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from vudo_runtime.loa import Loa, LoaRegistry, host_function
-from vudo_runtime.spirit import load_spirit
+from vudo_runtime import Loa, LoaRegistry, host_function, load_spirit
 
 SPIRITS = Path(__file__).resolve().parent.parent / "spirits"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from vudo_runtime.seance import Seance
+from vudo_runtime import Seance
 
 SPIRITS = Path(__file__).resolve().parent.parent / "spirits"
 PINGPONG = SPIRITS / "pingpong.wasm"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vudo_runtime.spirit import Spirit
+from vudo_runtime import Spirit
 
 SPIRITS = Path(__file__).parent.parent / "spirits"
 

@@ -25,14 +25,14 @@ from conftest import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vudo_runtime.errors import (
+from vudo_runtime import (
     ArgumentError,
     ExportNotFoundError,
     MissingImportError,
+    Spirit,
     SpiritLoadError,
     VudoError,
 )
-from vudo_runtime.spirit import Spirit
 
 RANGE_SETTINGS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -312,7 +312,7 @@ def test_a_directory() -> None:
 
 
 async def test_load_errors_through_load_spirit(tmp_path: Path) -> None:
-    from vudo_runtime.spirit import load_spirit
+    from vudo_runtime import load_spirit
 
     with pytest.raises(SpiritLoadError):
         await load_spirit(tmp_path / "nope.wasm")

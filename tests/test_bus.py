@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from vudo_runtime.loas.messaging import Message, MessageBus
+from vudo_runtime import Message
+from vudo_runtime.loas.messaging import MessageBus
 
 STAYING = ("keeper-a", "keeper-b")
 

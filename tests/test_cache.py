@@ -15,11 +15,9 @@ import pytest
 import wasmtime
 from conftest import CALCULATOR, LOOPS, SPIRITS
 
-from vudo_runtime import cache
-from vudo_runtime.cache import CacheWarning, clear_memory_cache, compile_module
+from vudo_runtime import CacheWarning, Spirit, SpiritLoadError, cache
+from vudo_runtime.cache import clear_memory_cache, compile_module
 from vudo_runtime.engine import EngineSettings
-from vudo_runtime.errors import SpiritLoadError
-from vudo_runtime.spirit import Spirit
 
 IS_ROOT = hasattr(os, "getuid") and os.getuid() == 0
 
@@ -254,7 +252,7 @@ import os, sys
 from pathlib import Path
 from vudo_runtime import cache
 from vudo_runtime.engine import EngineSettings
-from vudo_runtime.spirit import Spirit
+from vudo_runtime import Spirit
 
 wasm_path, directory, full = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "full"
 directory.mkdir(mode=0o700)

@@ -26,7 +26,8 @@ from vudo_runtime import (
 )
 from vudo_runtime.cli import main as vudo
 from vudo_runtime.codegen import generate_file, generate_from_dol, generate_from_wasm, parse_dol
-from vudo_runtime.codegen.generator import GENERATED_MARK, REFRESH_COMMAND, refresh
+from vudo_runtime.codegen.emit import GENERATED_MARK
+from vudo_runtime.codegen.generator import REFRESH_COMMAND, refresh
 from vudo_runtime.codegen.generator import main as generator_main
 from vudo_runtime.facade import allocated, gene_memory
 

@@ -11,10 +11,17 @@ from typing import TypeVar
 import pytest
 from conftest import COUNTER, LOOPS, burn_expected
 
-from vudo_runtime.errors import SpiritTrap, VudoError
-from vudo_runtime.loa import HostFunction, Loa, LoaRegistry, WasmSignature
-from vudo_runtime.seance import Seance
-from vudo_runtime.spirit import THREAD_THRESHOLD, Spirit
+from vudo_runtime import (
+    HostFunction,
+    Loa,
+    LoaRegistry,
+    Seance,
+    Spirit,
+    SpiritTrap,
+    VudoError,
+    WasmSignature,
+)
+from vudo_runtime.spirit import THREAD_THRESHOLD
 
 #: A mutable global to observe whether a call ran at all, and the LCG of loops.wasm `burn`.
 BUMP_WAT = b"""

@@ -13,10 +13,16 @@ from typing import Any
 import pytest
 import wasmtime
 
-from vudo_runtime.errors import MemoryAccessError, SpiritTrap
-from vudo_runtime.loa import GuestPanic, HostFunction, Loa
-from vudo_runtime.loas import CORE, Effect, MessageBus
-from vudo_runtime.spirit import Spirit
+from vudo_runtime import (
+    Effect,
+    GuestPanic,
+    HostFunction,
+    Loa,
+    MemoryAccessError,
+    Spirit,
+    SpiritTrap,
+)
+from vudo_runtime.loas import CORE, MessageBus
 
 SPIRITS = Path(__file__).resolve().parent.parent / "spirits"
 PROBE = SPIRITS / "abi_probe.wasm"

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vudo_runtime import DolSyntaxError, LayoutError, VudoError
 from vudo_runtime.codegen import (
     Const,
     DolFile,
@@ -32,7 +33,6 @@ from vudo_runtime.codegen import (
     wasm_type,
     wasm_types,
 )
-from vudo_runtime.errors import DolSyntaxError, LayoutError, VudoError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "dol"

@@ -15,8 +15,7 @@ from conftest import CALCULATOR, I64_MAX_UNSIGNED, I64_MIN, LOOPS, TYPES_WAT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vudo_runtime import _native
-from vudo_runtime.spirit import Spirit
+from vudo_runtime import Spirit, _native
 
 Outcome = tuple[Any, ...]
 
@@ -88,7 +87,7 @@ def test_the_fast_path_is_available_here() -> None:
 
 def test_the_public_path_is_kept_while_a_pool_of_the_module_is_open() -> None:
     """load_sync(unchecked=False) must not be served a fast-path instance from a pool."""
-    from vudo_runtime.pool import InstancePool
+    from vudo_runtime import InstancePool
 
     pool = InstancePool(CALCULATOR, size=2, warm=0)
     try:
@@ -200,7 +199,7 @@ def test_loops_traps_are_the_same_on_both_paths(fn: str, code: str) -> None:
 
 
 def test_timeouts_and_fuel_on_the_public_path() -> None:
-    from vudo_runtime.errors import FuelExhausted, SpiritTimeout
+    from vudo_runtime import FuelExhausted, SpiritTimeout
 
     public = Spirit.load_sync(LOOPS, unchecked=False)
     with pytest.raises(SpiritTimeout):

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import SPIRITS
 
-from vudo_runtime.errors import SpiritLoadError, SpiritTrap
-from vudo_runtime.spirit import Spirit
+from vudo_runtime import Spirit, SpiritLoadError, SpiritTrap
 
 ROOT = Path(__file__).parent.parent
 
@@ -85,7 +84,7 @@ def test_signatures_the_engine_cannot_describe_are_refused_on_every_path() -> No
         from pathlib import Path
         from vudo_runtime import InstancePool, Seance, Spirit, cli
         from vudo_runtime.codegen.from_wasm import generate_from_wasm
-        from vudo_runtime.errors import SpiritLoadError
+        from vudo_runtime import SpiritLoadError
 
         async def summon(wasm):
             async with Seance() as seance:
@@ -134,7 +133,7 @@ def test_a_bit_flip_into_a_reference_type_is_refused() -> None:
     lines = _child(
         f"""
         from vudo_runtime import Spirit
-        from vudo_runtime.errors import SpiritLoadError
+        from vudo_runtime import SpiritLoadError
         try:
             Spirit.load_sync({mutated!r}, cache=False)
         except SpiritLoadError as exc:
@@ -263,7 +262,7 @@ def test_vudo_sleep_ends_at_the_call_deadline() -> None:
         f"""
         import time
         from vudo_runtime import Spirit
-        from vudo_runtime.errors import SpiritTimeout
+        from vudo_runtime import SpiritTimeout
         started = time.monotonic()
         spirit = Spirit.load_sync({sleeper!r}.encode(), cache=False, timeout=0.2)
         print("start function", time.monotonic() - started < 5)
@@ -288,7 +287,7 @@ def test_a_guest_allocator_is_bounded_by_the_spirit_timeout() -> None:
         f"""
         import time
         from vudo_runtime import Spirit
-        from vudo_runtime.errors import MemoryAccessError
+        from vudo_runtime import MemoryAccessError
         spirit = Spirit.load_sync({wat!r}.encode(), cache=False, timeout=0.2)
         started = time.monotonic()
         try:
@@ -319,8 +318,8 @@ def test_a_call_back_into_the_spirit_keeps_the_outer_deadline() -> None:
         """
         import time
         from vudo_runtime import Loa, LoaRegistry, Spirit
-        from vudo_runtime.errors import SpiritTimeout
-        from vudo_runtime.loa import HostFunction, WasmSignature
+        from vudo_runtime import SpiritTimeout
+        from vudo_runtime import HostFunction, WasmSignature
 
         def provides(ctx):
             def callback():
@@ -355,7 +354,7 @@ def test_deep_recursion_on_worker_threads_traps_even_with_small_default_stacks()
         import asyncio, threading
         threading.stack_size(256 * 1024)  # as on musl, whose threads get 128 KiB
         from vudo_runtime import InstancePool, Spirit
-        from vudo_runtime.errors import SpiritTrap
+        from vudo_runtime import SpiritTrap
         wat = (
             b'(module (func $r (export "deep") (param i32) (result i32)'
             b' (i32.add (call $r (local.get 0)) (i32.const 1))))'

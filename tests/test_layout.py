@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vudo_runtime.errors import LayoutError
-from vudo_runtime.layout import EnumType, Field, GeneLayout
+from vudo_runtime import EnumType, Field, GeneLayout, LayoutError
 
 POINT = GeneLayout.from_fields("Point", [("x", "i64"), ("y", "i64")])
 MIXED = GeneLayout.from_fields("Mixed", [("count", "i32"), ("active", "bool"), ("value", "f64")])

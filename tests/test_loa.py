@@ -17,24 +17,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vudo_runtime.errors import (
+from vudo_runtime import (
     CapabilityError,
-    MissingImportError,
-    SpiritLoadError,
-    SpiritTrap,
-    VudoError,
-)
-from vudo_runtime.loa import (
     GuestPanic,
     HostContext,
     HostFunction,
     Loa,
     LoaRegistry,
+    MissingImportError,
+    Spirit,
+    SpiritLoadError,
+    SpiritTrap,
+    VudoError,
     WasmSignature,
-    default_registry,
     host_function,
 )
-from vudo_runtime.spirit import Spirit
+from vudo_runtime.registry import default_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "host_functions.py"
@@ -537,9 +535,9 @@ def test_host_exceptions_from_two_threads_stay_apart() -> None:
 
 UNPRINTABLE = """
 import sys
-from vudo_runtime.errors import SpiritTrap
-from vudo_runtime.loa import Loa
-from vudo_runtime.spirit import Spirit
+from vudo_runtime import SpiritTrap
+from vudo_runtime import Loa
+from vudo_runtime import Spirit
 
 class Unprintable(Exception):
     def __str__(self):

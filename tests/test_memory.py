@@ -20,11 +20,17 @@ import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vudo_runtime import (
+    HEAP_END,
+    GeneLayout,
+    LayoutError,
+    MemoryAccessError,
+    MemoryClosedError,
+    MemoryManager,
+    Spirit,
+    VudoError,
+)
 from vudo_runtime import memory as memory_module
-from vudo_runtime.errors import LayoutError, MemoryAccessError, MemoryClosedError, VudoError
-from vudo_runtime.layout import GeneLayout
-from vudo_runtime.memory import HEAP_END, MemoryManager
-from vudo_runtime.spirit import Spirit
 
 PAGE = 65536
 SPIRITS = Path(__file__).resolve().parent.parent / "spirits"
@@ -1198,9 +1204,9 @@ def test_dol_spirit_host_strings_stay_above_the_guest_heap() -> None:
 _CLOSED_VIEW = r"""
 import gc, sys, weakref
 import wasmtime
-from vudo_runtime.errors import MemoryClosedError
-from vudo_runtime.layout import GeneLayout
-from vudo_runtime.spirit import Spirit
+from vudo_runtime import MemoryClosedError
+from vudo_runtime import GeneLayout
+from vudo_runtime import Spirit
 
 POINT = GeneLayout.from_fields("Point", [("x", "i64"), ("y", "i64")])
 wasm = bytes(wasmtime.wat2wasm(sys.argv[1]))

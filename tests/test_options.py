@@ -9,8 +9,7 @@ from typing import Any
 import attrs
 import pytest
 
-from vudo_runtime import Seance, SpiritFacade, SpiritOptions, SpiritTimeout, load_spirit
-from vudo_runtime.spirit import Spirit
+from vudo_runtime import Seance, Spirit, SpiritFacade, SpiritOptions, SpiritTimeout, load_spirit
 
 SPIN = b'(module (func (export "spin") (loop br 0)) (func (export "one") (result i32) i32.const 1))'
 

@@ -7,9 +7,8 @@ import asyncio
 import pytest
 from conftest import CALCULATOR, COUNTER
 
-from vudo_runtime.errors import PoolTimeout, VudoError
-from vudo_runtime.pool import InstancePool, PoolStats, shared_pool
-from vudo_runtime.spirit import Spirit, load_spirit
+from vudo_runtime import InstancePool, PoolStats, PoolTimeout, Spirit, VudoError, load_spirit
+from vudo_runtime.pool import shared_pool
 
 
 async def until(predicate: object, limit: float = 5.0) -> None:

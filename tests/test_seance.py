@@ -15,18 +15,19 @@ from pathlib import Path
 import pytest
 from conftest import CALCULATOR, COUNTER, LOOPS, SPIRITS
 
-from vudo_runtime.errors import (
+from vudo_runtime import (
     ExportNotFoundError,
     FuelExhausted,
+    Ghost,
     MemoryAccessError,
+    Message,
+    Seance,
     SeanceError,
+    Spirit,
     SpiritLoadError,
     SpiritTimeout,
     SpiritTrap,
 )
-from vudo_runtime.loas.messaging import Message
-from vudo_runtime.seance import Ghost, Seance
-from vudo_runtime.spirit import Spirit
 
 PINGPONG = SPIRITS / "pingpong.wasm"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "multi_spirit.py"

@@ -18,15 +18,17 @@ from conftest import (
     burn_expected,
 )
 
-from vudo_runtime.errors import (
+from vudo_runtime import (
     ExportNotFoundError,
     FuelExhausted,
+    Signature,
+    Spirit,
     SpiritTimeout,
     SpiritTrap,
     VudoError,
+    load_spirit,
 )
-from vudo_runtime.module import Signature
-from vudo_runtime.spirit import CallMode, Spirit, load_spirit
+from vudo_runtime.options import CallMode
 
 CALC_FUNCTIONS = ["add", "sub", "mul", "div", "neg", "average", "noop", "divmod", "is_even"]
 

@@ -1,19 +1,22 @@
 """vudo-runtime: the Python host runtime for DOL Spirits (WebAssembly), built for asyncio."""
 
-from vudo_runtime.cache import CacheWarning
 from vudo_runtime.errors import (
     ArgumentError,
     BusTimeout,
+    CacheWarning,
     CapabilityError,
     DolSyntaxError,
     ExportNotFoundError,
     FuelExhausted,
+    GuestPanic,
     LayoutError,
     MemoryAccessError,
     MemoryClosedError,
     MissingImportError,
+    NoMemoryError,
     PoolTimeout,
     SeanceError,
+    SpiritClosedError,
     SpiritInterrupted,
     SpiritLoadError,
     SpiritTimeout,
@@ -21,22 +24,20 @@ from vudo_runtime.errors import (
     VudoError,
 )
 from vudo_runtime.facade import GeneHandle, SpiritFacade
+from vudo_runtime.instances import Instance, InstanceManager
 from vudo_runtime.layout import EnumType, Field, GeneLayout
-from vudo_runtime.loa import (
-    HostContext,
-    HostFunction,
-    Loa,
-    LoaRegistry,
-    WasmSignature,
-    host_function,
-)
+from vudo_runtime.loa import HostContext, HostFunction, Loa, host_function
 from vudo_runtime.loas import Effect, Message
 from vudo_runtime.memory import HEAP_END, MemoryManager
 from vudo_runtime.module import Signature
 from vudo_runtime.options import SpiritOptions
 from vudo_runtime.pool import InstancePool, PoolStats
+from vudo_runtime.registry import LoaRegistry
 from vudo_runtime.seance import Ghost, Seance
 from vudo_runtime.spirit import Spirit, load_spirit
+
+#: The one function type: what an export has and what a host function declares.
+WasmSignature = Signature
 
 __version__ = "0.1.0"
 
@@ -55,8 +56,11 @@ __all__ = [
     "GeneHandle",
     "GeneLayout",
     "Ghost",
+    "GuestPanic",
     "HostContext",
     "HostFunction",
+    "Instance",
+    "InstanceManager",
     "InstancePool",
     "LayoutError",
     "Loa",
@@ -66,12 +70,14 @@ __all__ = [
     "MemoryManager",
     "Message",
     "MissingImportError",
+    "NoMemoryError",
     "PoolStats",
     "PoolTimeout",
     "Seance",
     "SeanceError",
     "Signature",
     "Spirit",
+    "SpiritClosedError",
     "SpiritFacade",
     "SpiritInterrupted",
     "SpiritLoadError",

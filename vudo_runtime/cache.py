@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import re
 import stat
 import tempfile
 import threading
@@ -22,9 +21,9 @@ from pathlib import Path
 
 import wasmtime
 
-from vudo_runtime._binary import Interface, read_interface
+from vudo_runtime._binary import Interface, StateExports, expose_state, read_interface
 from vudo_runtime.engine import EngineSettings, get_engine
-from vudo_runtime.errors import SpiritLoadError
+from vudo_runtime.errors import CacheWarning, SpiritLoadError, root_cause
 
 CacheOption = bool | str | os.PathLike[str]
 
@@ -44,10 +43,7 @@ _OPEN_FLAGS = (
 _modules: dict[tuple[EngineSettings, bytes], wasmtime.Module] = {}
 _modules_lock = threading.Lock()
 _interfaces: dict[wasmtime.Module, Interface] = {}
-
-
-class CacheWarning(RuntimeWarning):
-    """The compiled-module cache could not be used; compilation goes on uncached."""
+_states: dict[wasmtime.Module, StateExports] = {}
 
 
 def default_cache_dir() -> Path:
@@ -131,7 +127,8 @@ def wasm_digest(wasm: bytes) -> bytes:
 
 def entry_path(directory: Path, digest: bytes, settings: EngineSettings) -> Path:
     """Cache file for a module: keyed by its bytes, the wasmtime version and the settings."""
-    key = hashlib.sha256(digest + settings.key.encode()).hexdigest()
+    # Entries are compiled from the module with its state exported (expose_state).
+    key = hashlib.sha256(digest + settings.key.encode() + b";state-exports").hexdigest()
     return directory / f"{key}.cwasm"
 
 
@@ -223,9 +220,10 @@ def compile_module(
     if directory is not None and (private := _private_dir(directory)) is not None:
         path = entry_path(private, digest, settings)
         module = _read_entry(path, engine)
+    exposed, state = expose_state(wasm)
     if module is None:
         try:
-            module = wasmtime.Module(engine, wasm)
+            module = wasmtime.Module(engine, exposed)
         except wasmtime.WasmtimeError as exc:
             raise SpiritLoadError(
                 f"{source} is not a valid WebAssembly module: {_compile_reason(exc)}. "
@@ -244,6 +242,7 @@ def compile_module(
     with _modules_lock:
         module = _modules.setdefault(key, module)
         _interfaces[module] = interface
+        _states[module] = state
         return module
 
 
@@ -260,16 +259,17 @@ def interface_of(module: wasmtime.Module) -> Interface | None:
     return _interfaces.get(module)
 
 
+def state_of(module: wasmtime.Module) -> StateExports | None:
+    """What of ``module``'s state is exported for resets (None: not compiled here)."""
+    return _states.get(module)
+
+
 def _compile_reason(exc: wasmtime.WasmtimeError) -> str:
     """wasmtime's headline plus its root cause ("failed to parse ...: unexpected end-of-file")."""
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    if not lines:
+    headline, root = root_cause(str(exc))
+    if not headline:
         return "invalid module"
-    causes = lines[lines.index("Caused by:") + 1 :] if "Caused by:" in lines else []
-    if not causes:
-        return lines[0]
-    root = re.sub(r"^\d+:\s*", "", causes[-1])  # drop the "1: " of a numbered chain
-    return f"{lines[0]}: {root}"
+    return headline if root == headline else f"{headline}: {root}"
 
 
 def clear_memory_cache() -> None:
@@ -277,3 +277,4 @@ def clear_memory_cache() -> None:
     with _modules_lock:
         _modules.clear()
         _interfaces.clear()
+        _states.clear()

@@ -16,7 +16,8 @@ from typing import Any
 import wasmtime
 
 from vudo_runtime.errors import SpiritTrap, VudoError
-from vudo_runtime.loa import LOA_MODULES, Loa, LoaRegistry
+from vudo_runtime.loa import LOA_MODULES, Loa
+from vudo_runtime.registry import LoaRegistry
 
 EXIT_TRAP = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT

@@ -5,11 +5,16 @@ Every message says what failed, where, and what to do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
 class VudoError(Exception):
     """Base of every error the runtime raises on purpose."""
+
+
+class CacheWarning(VudoError, RuntimeWarning):
+    """The compiled-module cache was skipped or is at risk; loading goes on without it."""
 
 
 class SpiritLoadError(VudoError):
@@ -50,6 +55,10 @@ class ExportNotFoundError(VudoError, LookupError):
 
     def __str__(self) -> str:  # LookupError would otherwise repr() the message
         return str(self.args[0])
+
+
+class SpiritClosedError(VudoError):
+    """The Spirit was closed (or released from its Séance); load or summon it again."""
 
 
 class ArgumentError(VudoError, TypeError):
@@ -107,6 +116,14 @@ class MemoryClosedError(MemoryAccessError):
     """The memory's Spirit was closed: nothing can be read, written or allocated any more."""
 
 
+class NoMemoryError(MemoryAccessError):
+    """The Spirit exports no linear memory, so strings, bytes and genes cannot cross."""
+
+
+class GuestPanic(VudoError):
+    """Raised by host functions that trap on the guest's behalf (panic, assert, abort)."""
+
+
 class LayoutError(VudoError, ValueError):
     """A gene layout or a gene value is malformed."""
 
@@ -133,3 +150,16 @@ class SeanceError(VudoError):
 
 class PoolTimeout(VudoError, TimeoutError):
     """No instance became free within the pool's acquire timeout."""
+
+
+def root_cause(text: str) -> tuple[str, str]:
+    """wasmtime's error text as ``(headline, root cause)``: the one parser of its chains.
+
+    wasmtime writes a headline, then ``Caused by:`` and numbered causes (``0: ...``); the
+    last one says what actually went wrong. Without a chain the root is the last line.
+    """
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "", ""
+    causes = lines[lines.index("Caused by:") + 1 :] if "Caused by:" in lines else lines
+    return lines[0], re.sub(r"^\d+:\s*", "", causes[-1]) if causes else lines[0]

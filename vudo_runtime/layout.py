@@ -36,32 +36,17 @@ rule), whatever the Python members' values are. ``i8``/``i16``/``u8``/``u16`` an
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import operator
-import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import attrs
 
+from vudo_runtime.codec import Codec
 from vudo_runtime.errors import LayoutError
+from vudo_runtime.scalars import SCALARS
 
 __all__ = ["EnumType", "Field", "FieldType", "GeneLayout", "TypeSpec"]
-
-# canonical scalar kind -> (struct format char, size = alignment)
-_SCALARS: dict[str, tuple[str, int]] = {
-    "i32": ("i", 4),
-    "u32": ("I", 4),
-    "i64": ("q", 8),
-    "u64": ("Q", 8),
-    "f32": ("f", 4),
-    "f64": ("d", 8),
-    "bool": ("i", 4),
-    "char": ("I", 4),
-    "string": ("I", 4),
-    "ptr": ("I", 4),
-}
 
 _ALIASES: dict[str, str] = {
     "Int32": "i32",
@@ -80,17 +65,6 @@ _POINTER_HEADS = frozenset({"List", "Vec", "Option", "Map", "Set", "Result"})
 _NO_LAYOUT = frozenset(
     {"i8", "i16", "u8", "u16", "i128", "u128", "Int8", "Int16", "UInt8", "UInt16"}
 )
-
-# kinds whose stored value is the Python value (no conversion on read or write)
-_PLAIN_KINDS = frozenset({"i32", "u32", "i64", "u64", "f32", "f64", "ptr"})
-
-_INT_RANGES: dict[str, tuple[int, int]] = {
-    "i32": (-(2**31), 2**31 - 1),
-    "u32": (0, 2**32 - 1),
-    "i64": (-(2**63), 2**63 - 1),
-    "u64": (0, 2**64 - 1),
-    "ptr": (0, 2**32 - 1),
-}
 
 
 def _round_up(value: int, align: int) -> int:
@@ -228,8 +202,8 @@ def _resolve_type(gene: str, field: str, spec: Any) -> tuple[FieldType, int, int
     if isinstance(spec, str):
         text = spec.strip()
         kind = _ALIASES.get(text, text)
-        if kind in _SCALARS:
-            return kind, _SCALARS[kind][1], _SCALARS[kind][1]
+        if kind in SCALARS:
+            return kind, SCALARS[kind][1], SCALARS[kind][1]
         head = text.split("<", 1)[0].strip()
         if text.startswith("&") or (
             head in _POINTER_HEADS and (head == text or text.endswith(">"))
@@ -242,7 +216,7 @@ def _resolve_type(gene: str, field: str, spec: Any) -> tuple[FieldType, int, int
             )
         raise LayoutError(
             f"gene {gene!r} field {field!r}: unknown type {spec!r}; expected one of "
-            + ", ".join(_SCALARS)
+            + ", ".join(SCALARS)
             + " (or a DOL spelling such as Int64, String, List<T>, &T), an enum.Enum subclass"
             " or list of variant names, or a GeneLayout for an embedded gene"
         )
@@ -270,7 +244,8 @@ class GeneLayout:
     size: int
     alignment: int
     extends: GeneLayout | None = None
-    _codec: _Codec = attrs.field(init=False, eq=False, hash=False)
+    # the precomputed encoder/decoder MemoryManager uses (a plain attribute: read per access)
+    codec: Codec = attrs.field(init=False, eq=False, hash=False)
     _by_name: dict[str, Field] = attrs.field(init=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
@@ -292,7 +267,7 @@ class GeneLayout:
                 f"gene {self.name!r}: alignment {self.alignment} is not a power of two"
             )
         object.__setattr__(self, "_by_name", by_name)
-        object.__setattr__(self, "_codec", _Codec(self))
+        object.__setattr__(self, "codec", Codec(self))
 
     @classmethod
     def from_fields(
@@ -353,11 +328,6 @@ class GeneLayout:
                 + (", ".join(self._by_name) or "(none)")
             ) from None
 
-    @property
-    def codec(self) -> _Codec:
-        """The precomputed encoder/decoder used by MemoryManager (internal)."""
-        return self._codec
-
     def __repr__(self) -> str:
         parts = ", ".join(f"{f.name}: {_type_name(f.type)} @{f.offset}" for f in self.fields)
         return (
@@ -372,8 +342,8 @@ def _check_field(gene: str, f: Field) -> None:
         expected = (f.type.size, f.type.alignment)
     elif isinstance(f.type, EnumType):
         expected = (4, 4)
-    elif f.type in _SCALARS:
-        expected = (_SCALARS[f.type][1], _SCALARS[f.type][1])
+    elif f.type in SCALARS:
+        expected = (SCALARS[f.type][1], SCALARS[f.type][1])
     else:
         raise LayoutError(
             f"gene {gene!r} field {f.name!r}: unknown canonical type {f.type!r};"
@@ -392,317 +362,3 @@ def _type_name(t: FieldType) -> str:
     if isinstance(t, EnumType):
         return t.describe()
     return t
-
-
-# ---------------------------------------------------------------------------
-# Encoding and decoding gene values (no memory access here: MemoryManager does I/O)
-
-
-@attrs.frozen
-class _Node:
-    """One field in the decode/encode tree; ``slot`` indexes the flat struct tuple."""
-
-    name: str
-    kind: str
-    slot: int
-    field: Field
-    enum: EnumType | None = None
-    children: tuple[_Node, ...] = ()
-    layout: GeneLayout | None = None
-
-
-class _Codec:
-    """A gene's flattened struct format plus the plan to turn its tuple into a dict and back."""
-
-    __slots__ = (
-        "attr_getter",
-        "decode_plain",
-        "getter",
-        "instance_classes",
-        "layout",
-        "names",
-        "nslots",
-        "plain",
-        "size",
-        "struct",
-        "tree",
-    )
-
-    def __init__(self, layout: GeneLayout) -> None:
-        fmt: list[str] = ["<"]
-        pos = 0
-        slot = 0
-
-        def build(gl: GeneLayout, base: int) -> tuple[_Node, ...]:
-            nonlocal pos, slot
-            nodes: list[_Node] = []
-            for f in gl.fields:
-                start = base + f.offset
-                if isinstance(f.type, GeneLayout):
-                    children = build(f.type, start)
-                    nodes.append(_Node(f.name, "gene", -1, f, children=children, layout=f.type))
-                    continue
-                kind = "enum" if isinstance(f.type, EnumType) else f.type
-                char = "i" if kind == "enum" else _SCALARS[kind][0]
-                if start > pos:
-                    fmt.append(f"{start - pos}x")
-                fmt.append(char)
-                pos = start + f.size
-                en = f.type if isinstance(f.type, EnumType) else None
-                nodes.append(_Node(f.name, kind, slot, f, enum=en))
-                slot += 1
-            return tuple(nodes)
-
-        self.tree = build(layout, 0)
-        if layout.size > pos:
-            fmt.append(f"{layout.size - pos}x")
-        self.struct = struct.Struct("".join(fmt))
-        self.size = self.struct.size
-        if self.size != layout.size:  # pragma: no cover - guarded invariant
-            raise LayoutError(f"gene {layout.name!r}: internal struct size mismatch")
-        self.layout = layout
-        self.nslots = slot
-        self.names = tuple(f.name for f in layout.fields)
-        self.plain = all(n.kind in _PLAIN_KINDS for n in self.tree)
-        self.getter = _make_getter(self.names)
-        self.attr_getter = _make_attr_getter(self.names)
-        # attrs/dataclass classes seen, -> whether their fields are exactly this gene's
-        self.instance_classes: dict[type, bool] = {}
-        self.decode_plain = _make_plain_decoder(self.names)
-
-    # -- decode -------------------------------------------------------------
-
-    def decode(self, values: tuple[Any, ...], read_string: Callable[[int], str]) -> dict[str, Any]:
-        """The gene as a dict from its unpacked struct tuple; strings via ``read_string``."""
-        if self.plain:
-            return self.decode_plain(values)
-        return self._decode(self.tree, values, read_string, self.layout, ())
-
-    def _decode(
-        self,
-        nodes: tuple[_Node, ...],
-        values: tuple[Any, ...],
-        read_string: Callable[[int], str],
-        layout: GeneLayout,
-        path: tuple[str, ...],
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for n in nodes:
-            kind = n.kind
-            if kind in _PLAIN_KINDS:
-                out[n.name] = values[n.slot]
-            elif kind == "gene":
-                assert n.layout is not None
-                out[n.name] = self._decode(
-                    n.children, values, read_string, n.layout, (*path, n.name)
-                )
-            elif kind == "bool":
-                out[n.name] = values[n.slot] != 0
-            elif kind == "string":
-                out[n.name] = read_string(values[n.slot])
-            elif kind == "char":
-                code = values[n.slot]
-                if code > 0x10FFFF:
-                    raise self._error(
-                        path, n, f"stored value {code:#x} is not a Unicode code point"
-                    )
-                out[n.name] = chr(code)
-            else:
-                assert n.enum is not None
-                try:
-                    out[n.name] = n.enum.decode(values[n.slot])
-                except LayoutError as e:
-                    raise self._error(path, n, str(e)) from None
-        return out
-
-    # -- encode -------------------------------------------------------------
-
-    def encode(self, value: Any) -> tuple[list[Any], list[tuple[int, str]]]:
-        """Validate ``value`` and flatten it: struct values plus ``(slot, text)`` strings to write.
-
-        String slots hold 0 until the caller writes the strings and fills in their pointers.
-        """
-        flat: list[Any] = [0] * self.nslots
-        strings: list[tuple[int, str]] = []
-        self._encode(self.tree, value, flat, strings, self.layout, ())
-        return flat, strings
-
-    def _encode(
-        self,
-        nodes: tuple[_Node, ...],
-        value: Any,
-        flat: list[Any],
-        strings: list[tuple[int, str]],
-        layout: GeneLayout,
-        path: tuple[str, ...],
-    ) -> None:
-        fields = _field_values(value, layout, path, self.layout.name)
-        for n in nodes:
-            v = fields[n.name]
-            kind = n.kind
-            if kind == "gene":
-                assert n.layout is not None
-                self._encode(n.children, v, flat, strings, n.layout, (*path, n.name))
-            elif kind == "string":
-                if not isinstance(v, str):
-                    raise self._error(path, n, f"expected str, got {type(v).__name__} {v!r}")
-                strings.append((n.slot, v))
-            elif kind == "enum":
-                assert n.enum is not None
-                try:
-                    flat[n.slot] = n.enum.encode(v)
-                except LayoutError as e:
-                    raise self._error(path, n, str(e)) from None
-            else:
-                flat[n.slot] = self._scalar(path, n, v)
-
-    def _scalar(self, path: tuple[str, ...], n: _Node, v: Any) -> Any:
-        kind = n.kind
-        if kind in _INT_RANGES:
-            try:
-                iv = operator.index(v)
-            except TypeError:
-                raise self._error(
-                    path, n, f"expected an int, got {type(v).__name__} {v!r}"
-                ) from None
-            lo, hi = _INT_RANGES[kind]
-            if not lo <= iv <= hi:
-                raise self._error(path, n, f"value {iv} out of range [{lo}, {hi}]")
-            return iv
-        if kind in ("f32", "f64"):
-            if isinstance(v, str | bytes | bytearray) or not (
-                hasattr(type(v), "__float__") or hasattr(type(v), "__index__")
-            ):
-                raise self._error(path, n, f"expected a float, got {type(v).__name__} {v!r}")
-            fv = float(v)
-            if kind == "f32":
-                try:
-                    struct.pack("<f", fv)
-                except OverflowError:
-                    raise self._error(path, n, f"value {fv!r} is too large for f32") from None
-            return fv
-        if kind == "bool":
-            if isinstance(v, bool) or (isinstance(v, int) and v in (0, 1)):
-                return int(v)
-            raise self._error(path, n, f"expected a bool, got {type(v).__name__} {v!r}")
-        if kind == "char":
-            if isinstance(v, str) and len(v) == 1:
-                return ord(v)
-            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0x10FFFF:
-                return v
-            raise self._error(
-                path, n, f"expected a 1-character str or a code point, got {type(v).__name__} {v!r}"
-            )
-        raise self._error(path, n, f"unsupported field kind {kind!r}")  # pragma: no cover
-
-    def matches_class(self, cls: type) -> bool:
-        """Whether instances of ``cls`` (attrs or dataclass) have exactly this gene's fields."""
-        ok = self.instance_classes.get(cls)
-        if ok is None:
-            names = _instance_field_names(cls)
-            ok = names is not None and set(names) == set(self.names)
-            self.instance_classes[cls] = ok
-        return ok
-
-    def diagnose(self, value: Any) -> LayoutError:
-        """A precise LayoutError for a value the fast path's struct rejected."""
-        try:
-            self.encode(value)
-        except LayoutError as e:
-            return e
-        return LayoutError(f"gene {self.layout.name!r}: value {value!r} cannot be packed")
-
-    def _error(self, path: tuple[str, ...], n: _Node, message: str) -> LayoutError:
-        dotted = ".".join((*path, n.name))
-        return LayoutError(
-            f"gene {self.layout.name!r} field {dotted!r} ({_type_name(n.field.type)}): {message}"
-        )
-
-
-def _make_getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """``d -> (d[name0], d[name1], ...)`` in one C call; KeyError for a missing name."""
-    if len(names) >= 2:
-        return operator.itemgetter(*names)
-    if len(names) == 1:
-        only = names[0]
-        return lambda d: (d[only],)
-    return lambda d: ()
-
-
-def _make_attr_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    """``obj -> (obj.name0, obj.name1, ...)`` in one C call."""
-    if len(names) >= 2:
-        return operator.attrgetter(*names)
-    if len(names) == 1:
-        only = names[0]
-        return lambda obj: (getattr(obj, only),)
-    return lambda obj: ()
-
-
-def _make_plain_decoder(names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
-    """A function building the gene dict straight from the unpacked tuple.
-
-    Generated once per layout (as attrs generates ``__init__``): a dict display with
-    constant keys is three times faster than ``dict(zip(names, values))``. The names
-    are embedded with ``repr``, so any string is safe.
-    """
-    body = ", ".join(f"{name!r}: v[{i}]" for i, name in enumerate(names))
-    namespace: dict[str, Any] = {}
-    exec(f"def decode(v):\n    return {{{body}}}\n", namespace)
-    decode: Callable[[tuple[Any, ...]], dict[str, Any]] = namespace["decode"]
-    return decode
-
-
-_INSTANCE_NAMES: dict[type, tuple[str, ...] | None] = {}
-
-
-def _instance_field_names(cls: type) -> tuple[str, ...] | None:
-    """Field names of an attrs or dataclass class (None for anything else), cached."""
-    try:
-        return _INSTANCE_NAMES[cls]
-    except KeyError:
-        pass
-    names: tuple[str, ...] | None = None
-    if attrs.has(cls):
-        names = tuple(a.name for a in attrs.fields(cls))
-    elif dataclasses.is_dataclass(cls):
-        names = tuple(f.name for f in dataclasses.fields(cls))
-    _INSTANCE_NAMES[cls] = names
-    return names
-
-
-def _field_values(
-    value: Any, layout: GeneLayout, path: tuple[str, ...], root: str
-) -> Mapping[str, Any]:
-    """The field values of a dict / Mapping, attrs instance or dataclass, checked against layout."""
-    where = f"gene {root!r}" + (f" field {'.'.join(path)!r} ({layout.name})" if path else "")
-    if isinstance(value, Mapping):
-        got: Mapping[str, Any] = value
-        keys = set(value.keys())
-    else:
-        cls = type(value)
-        names = _instance_field_names(cls)
-        if names is None:
-            raise LayoutError(
-                f"{where}: expected a dict, an attrs instance or a dataclass instance,"
-                f" got {cls.__name__} {value!r}"
-            )
-        got = {name: getattr(value, name) for name in names}
-        keys = set(names)
-    expected = {f.name for f in layout.fields}
-    if keys != expected:
-        missing = [f.name for f in layout.fields if f.name not in keys]
-        extra = sorted(str(k) for k in keys - expected)
-        parts = []
-        if missing:
-            parts.append("missing field(s) " + ", ".join(repr(m) for m in missing))
-        if extra:
-            parts.append("unknown field(s) " + ", ".join(repr(x) for x in extra))
-        raise LayoutError(
-            f"{where}: "
-            + "; ".join(parts)
-            + f" (gene {layout.name!r} has "
-            + (", ".join(f.name for f in layout.fields) or "no fields")
-            + ")"
-        )
-    return got

@@ -13,13 +13,9 @@ length once seen stays valid; the base address is never trusted without being
 re-read. ``struct.unpack_from``/``pack_into`` and slice copies then work in place.
 
 Host allocations (strings and genes the host hands to the guest) come from the
-guest's exported allocator when the runtime supplies one, and otherwise from a
-host region that starts at ``host_base`` (by default the memory's declared
-minimum size: for a DOL Spirit that is at or above ``HEAP_END`` = 65536, which
-the guest's own bump allocator never passes) and grows the memory by whole pages.
-The host region only ever hands out memory the host grew itself: once the guest
-has grown its memory behind the host's back, the pages above the host region may
-hold the guest's data, so an allocation that would need them is refused.
+guest's exported allocator when the runtime supplies one, and otherwise from the
+host region at ``host_base``, managed by :class:`~vudo_runtime.heap.HostHeap`
+(which see: it grows the memory by whole pages and never takes pages the guest grew).
 
 After :meth:`MemoryManager.close` (called by ``Spirit.close()``) every access raises
 :class:`MemoryClosedError`; views taken before keep the Store, and so the mapped
@@ -39,6 +35,7 @@ from typing import Any, NoReturn, cast
 import wasmtime
 
 from vudo_runtime.errors import LayoutError, MemoryAccessError, MemoryClosedError
+from vudo_runtime.heap import HostHeap
 from vudo_runtime.layout import GeneLayout
 
 __all__ = ["HEAP_END", "MemoryManager"]
@@ -129,21 +126,15 @@ class MemoryManager:
         self._page_size: int = memory.page_size(store)
         self._max_pages: int | None = mtype.limits.max
         self._addr_limit = 2**64 if mtype.is_64 else 2**32
-        if host_base is None:
-            host_base = mtype.limits.min * self._page_size
-        if host_base < 0:
-            raise ValueError(f"host_base must be >= 0, got {host_base}")
-        # 8-aligned, and never address 0 (which many callers read as "failed")
-        self._host_base: int = (max(host_base, 8) + 7) & -8
-        # The memory's size as far as the host grew it: the host region may use memory
-        # below it; anything above it that the memory has, the guest grew itself.
-        current = memory.data_len(store)
-        self._host_size: int = max(
-            mtype.limits.min * self._page_size, min(current, self._host_base)
+        self._heap = HostHeap(
+            host_base,
+            min_size=mtype.limits.min * self._page_size,
+            current_size=memory.data_len(store),
+            page_size=self._page_size,
+            max_pages=self._max_pages,
+            addr_limit=self._addr_limit,
+            where=self._where,
         )
-        self._top = self._host_base  # bump pointer of the host region
-        self._free_blocks: list[tuple[int, int]] = []  # (ptr, size), sorted, coalesced
-        self._host_live: dict[int, int] = {}  # ptr -> block size
         self._guest_live: dict[int, tuple[int, int]] = {}  # ptr -> (size, align)
 
         self._mref: Any = None  # byref(memory._memory) when the raw bindings are used
@@ -238,8 +229,7 @@ class MemoryManager:
         self._owner = None
         self._view_mv, self._view_base, self._view_len = _EMPTY, -1, 0
         self._guest_alloc = self._guest_free = None
-        self._free_blocks.clear()
-        self._host_live.clear()
+        self._heap.reset()
         self._guest_live.clear()
 
     @property
@@ -283,7 +273,7 @@ class MemoryManager:
     @property
     def host_base(self) -> int:
         """Where the host allocation region starts."""
-        return self._host_base
+        return self._heap.base
 
     @property
     def spirit(self) -> str:
@@ -322,10 +312,7 @@ class MemoryManager:
                 f" {limit}, and the Store's memory limit may be lower ({e})"
             ) from e
         self._known_size = (old + pages) * self._page_size
-        old_size = old * self._page_size
-        # Unless the guest grew it in between (into the host region), the new pages adjoin it.
-        if old_size == self._host_size or old_size <= self._host_base:
-            self._host_size = self._known_size
+        self._heap.grown(old * self._page_size, self._known_size)
         return old
 
     # -- typed scalars ----------------------------------------------------------
@@ -462,21 +449,7 @@ class MemoryManager:
             raise self._closed_error()
         if self._guest_alloc is not None:
             return self._alloc_guest(size, align)
-        need = ((size + 7) & -8) or 8  # blocks are multiples of 8: block starts stay 8-aligned
-        if self._free_blocks:
-            reused = self._take_free(need, align)
-            if reused is not None:
-                self._host_live[reused] = need
-                return reused
-        ptr = (self._top + align - 1) & -align
-        end = ptr + need
-        if end > self._host_size:
-            self._ensure(end, size, align)
-        if ptr > self._top:
-            self._release(self._top, ptr - self._top)
-        self._top = end
-        self._host_live[ptr] = need
-        return ptr
+        return self._heap.alloc(size, align, self)
 
     def _alloc_guest(self, size: int, align: int) -> int:
         assert self._guest_alloc is not None
@@ -506,86 +479,6 @@ class MemoryManager:
         self._guest_live[ptr] = (size, align)
         return ptr
 
-    def _ensure(self, end: int, size: int, align: int) -> None:
-        """Grow the memory so that it covers ``[0, end)``; MemoryAccessError if it cannot."""
-        current = self.size
-        if current != self._host_size:
-            if current > self._host_base:  # the guest's new pages reach into the host region
-                raise self._guest_grew(current, size)
-            self._host_size = current  # it grew below the host region: nothing of ours
-        if end <= current:
-            return
-        if end > self._addr_limit:
-            raise MemoryAccessError(
-                f"{self._where}: cannot allocate {size} bytes (align {align}): the host region"
-                f" would end at {end:#x}, beyond the {self._addr_limit:#x}-byte address space"
-            )
-        pages = -(-(end - current) // self._page_size)
-        try:
-            self.grow(pages)
-        except MemoryAccessError as e:
-            limit = (
-                f"{self._max_pages} pages" if self._max_pages is not None else "no declared maximum"
-            )
-            raise MemoryAccessError(
-                f"{self._where}: cannot allocate {size} bytes (align {align}): the host region"
-                f" starting at {self._host_base:#x} needs {end} bytes of memory"
-                f" ({pages} more page(s) than the current {current // self._page_size}),"
-                f" but the memory cannot grow (limit: {limit}; the Store may set a lower one)."
-                " Free host allocations (free/reset) or raise the memory limit."
-            ) from e
-
-    def _guest_grew(self, current: int, size: int) -> MemoryAccessError:
-        return MemoryAccessError(
-            f"{self._where}: cannot allocate {size} bytes for the guest: the guest grew its"
-            f" memory itself (to {current} bytes; the host region at {self._host_base:#x}"
-            f" only owns memory up to {self._host_size:#x}), so the host cannot tell which"
-            " memory is free and will not risk overwriting the guest's data. Export an"
-            " allocator from the guest (`alloc(size, align) -> ptr` or `malloc(size) -> ptr`,"
-            " used automatically), or write into a buffer the guest provides"
-            " (memory.write_bytes(ptr, data) or memory.view(ptr, n) at a pointer it gives you)"
-        )
-
-    def _take_free(self, need: int, align: int) -> int | None:
-        """First fit from the free list; what is left of the block goes back to it."""
-        blocks = self._free_blocks
-        for i, (start, length) in enumerate(blocks):
-            ptr = (start + align - 1) & -align
-            if ptr + need <= start + length:
-                del blocks[i]
-                if ptr > start:
-                    self._release(start, ptr - start)
-                rest = start + length - (ptr + need)
-                if rest:
-                    self._release(ptr + need, rest)
-                return ptr
-        return None
-
-    def _release(self, ptr: int, length: int) -> None:
-        """Give a block back: lower the bump pointer if it is on top, else file it (coalesced)."""
-        blocks = self._free_blocks
-        if ptr + length == self._top:
-            self._top = ptr
-            while blocks and blocks[-1][0] + blocks[-1][1] == self._top:
-                self._top = blocks.pop()[0]
-            return
-        lo, hi = 0, len(blocks)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if blocks[mid][0] < ptr:
-                lo = mid + 1
-            else:
-                hi = mid
-        end = ptr + length
-        if lo < len(blocks) and blocks[lo][0] == end:  # merge with the next block
-            end += blocks[lo][1]
-            del blocks[lo]
-        if lo > 0 and blocks[lo - 1][0] + blocks[lo - 1][1] == ptr:  # and with the previous
-            ptr = blocks[lo - 1][0]
-            blocks[lo - 1] = (ptr, end - ptr)
-        else:
-            blocks.insert(lo, (ptr, end - ptr))
-
     def free(self, ptr: int) -> None:
         """Release an allocation made by :meth:`alloc` (or by a write_* that allocates)."""
         if self._closed:
@@ -597,10 +490,8 @@ class MemoryManager:
             if self._guest_free is not None:
                 self._guest_free(ptr, entry[0], entry[1])
             return
-        length = self._host_live.pop(ptr, None)
-        if length is None:
+        if not self._heap.free(ptr):
             raise self._unknown_pointer(ptr)
-        self._release(ptr, length)
 
     def _unknown_pointer(self, ptr: int) -> MemoryAccessError:
         shown = f"{ptr:#x}" if isinstance(ptr, int) else repr(ptr)
@@ -615,9 +506,7 @@ class MemoryManager:
             raise self._closed_error()
         live = list(self._guest_live.items())
         self._guest_live.clear()
-        self._host_live.clear()
-        self._free_blocks.clear()
-        self._top = self._host_base
+        self._heap.reset()
         if self._guest_free is not None:
             for ptr, (size, align) in live:
                 self._guest_free(ptr, size, align)
@@ -625,7 +514,7 @@ class MemoryManager:
     @property
     def allocated(self) -> int:
         """Bytes currently handed out by :meth:`alloc` (host blocks are rounded up to 8)."""
-        return sum(self._host_live.values()) + sum(s for s, _ in self._guest_live.values())
+        return self._heap.allocated + sum(s for s, _ in self._guest_live.values())
 
     # -- strings and prefixed bytes ----------------------------------------------
 
@@ -708,7 +597,7 @@ class MemoryManager:
 
     def read_gene(self, ptr: int, layout: GeneLayout) -> dict[str, Any]:
         """Gene at ``ptr`` as a dict (nested as dicts, strings as str, enums as members)."""
-        codec = layout._codec
+        codec = layout.codec
         values = codec.struct.unpack_from(self._mv(ptr, codec.size), ptr)
         if codec.plain:
             return codec.decode_plain(values)
@@ -720,7 +609,7 @@ class MemoryManager:
         String fields are written with :meth:`write_string` and their pointers stored.
         LayoutError for missing or unknown fields and wrong or out-of-range values.
         """
-        codec = layout._codec
+        codec = layout.codec
         if codec.plain and type(value) is dict and len(value) == len(codec.names):
             # exactly the layout's keys: as many keys, and every name present
             try:
@@ -745,7 +634,7 @@ class MemoryManager:
 
     def new_gene(self, value: Any, layout: GeneLayout) -> int:
         """Allocate a gene (its size and alignment), write ``value`` and return the pointer."""
-        flat, strings = layout._codec.encode(value)  # validate before allocating
+        flat, strings = layout.codec.encode(value)  # validate before allocating
         ptr = self.alloc(layout.size, layout.alignment)
         try:
             self._store_encoded(ptr, layout, flat, strings)
@@ -762,7 +651,7 @@ class MemoryManager:
             for slot, text in strings:
                 flat[slot] = self.write_string(text)
                 written.append(flat[slot])
-            codec = layout._codec
+            codec = layout.codec
             # the view is taken after the strings: writing them may have grown the memory
             codec.struct.pack_into(self._mv(ptr, codec.size), ptr, *flat)
         except BaseException:
@@ -775,6 +664,6 @@ class MemoryManager:
             return f"<MemoryManager {self._where}: closed>"
         return (
             f"<MemoryManager {self._where}: {self._known_size} bytes,"
-            f" host region from {self._host_base:#x},"
-            f" {len(self._host_live) + len(self._guest_live)} live allocation(s)>"
+            f" host region from {self._heap.base:#x},"
+            f" {self._heap.live_count + len(self._guest_live)} live allocation(s)>"
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
 import wasmtime
 
 from vudo_runtime import _native
+from vudo_runtime._binary import STATE_PREFIX
 from vudo_runtime.cache import interface_of, is_compiled
 from vudo_runtime.engine import EngineSettings
 from vudo_runtime.errors import SpiritLoadError
@@ -16,12 +18,19 @@ from vudo_runtime.errors import SpiritLoadError
 Source = str | bytes | bytearray | memoryview | os.PathLike[str]
 
 
+def _tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class Signature:
-    """An export's wasm parameter and result types, as strings like ``"i64"``."""
+    """A wasm function type as strings like ``"i64"``: ``Signature(("i32", "i32"), ())``.
 
-    params: tuple[str, ...]
-    results: tuple[str, ...]
+    Both the signature of an export and the one a host function declares.
+    """
+
+    params: tuple[str, ...] = attrs.field(converter=_tuple)
+    results: tuple[str, ...] = attrs.field(converter=_tuple, default=())
 
     def __str__(self) -> str:
         return f"({', '.join(self.params)}) -> ({', '.join(self.results)})"
@@ -135,6 +144,8 @@ class ModuleInfo:
         signatures: dict[str, Signature] = {}
         memory = None
         for e in module.exports:
+            if e.name.startswith(STATE_PREFIX):  # the runtime's own, for resets
+                continue
             ty = e.type
             if isinstance(ty, wasmtime.FuncType):
                 exports[e.name] = "func"

@@ -1,6 +1,7 @@
 """SpiritOptions: the options of loading one Spirit, defined once, typed and validated.
 
-This module imports nothing from ``spirit``, ``seance`` or ``pool``: they all import it.
+It imports only the engine (types of other layers for type checkers only): every layer
+that takes load options can import it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from vudo_runtime.engine import check_timeout
 
 if TYPE_CHECKING:
     from vudo_runtime.cache import CacheOption
-    from vudo_runtime.loa import LoaGrant, LoaRegistry
+    from vudo_runtime.registry import LoaGrant, LoaRegistry
 
 CallMode = Literal["auto", "inline", "thread"]
 CALL_MODES: tuple[CallMode, ...] = ("auto", "inline", "thread")

@@ -1,45 +1,40 @@
-"""InstancePool: pre-instantiated instances of one module, bounded, for async hosts.
+"""InstancePool: warm instances of one module, bounded, for async hosts.
 
-Imports are resolved once (``InstancePre``), instance slots come from wasmtime's pooling
-allocator with copy-on-write memory images, and warm instances are refilled on a worker
-thread, off the hot path. A used instance is discarded, never scrubbed and reused.
+A pool is an :class:`~vudo_runtime.instances.InstanceManager` of its own (instance slots
+from wasmtime's pooling allocator, copy-on-write memory images) with a bound on the
+instances in use. Warm instances are refilled on a worker thread, off the hot path; a
+released instance is reset and reused when its module allows it, else discarded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 
-from vudo_runtime.cache import CacheOption, compile_module, wasm_digest
+from vudo_runtime.cache import CacheOption, compile_module
 from vudo_runtime.engine import HAVE_POOLING, EngineSettings
-from vudo_runtime.errors import PoolTimeout, SpiritLoadError, VudoError
-from vudo_runtime.loa import HostBindings, LinkPlan, Loa, LoaRegistry, link, resolve_grant
+from vudo_runtime.errors import PoolTimeout, VudoError
+from vudo_runtime.instances import InstanceManager, PoolKey, pool_key, share, unshare
+from vudo_runtime.linking import link
+from vudo_runtime.loa import HostContext
 from vudo_runtime.module import Source, read_source
 from vudo_runtime.options import CallMode, SpiritOptions
-from vudo_runtime.spirit import Spirit, _worker_pool
+from vudo_runtime.registry import LoaRegistry, resolve_grant
+from vudo_runtime.spirit import Spirit
+from vudo_runtime.threads import worker_pool
 
-PoolKey = tuple[bytes, bool, int | None, frozenset[Loa]]
-
-_shared: dict[PoolKey, InstancePool] = {}
+_shared_pools: dict[PoolKey, InstancePool] = {}
 _shared_lock = threading.Lock()
-
-
-def pool_key(
-    wasm: bytes, fuel: int | None, max_memory: int | None, grant: Iterable[Loa]
-) -> PoolKey:
-    """Instances are interchangeable when module, fuel metering, memory cap and Loas match."""
-    return (wasm_digest(wasm), fuel is not None, max_memory, frozenset(grant))
 
 
 def shared_pool(key: PoolKey) -> InstancePool | None:
     """The process-wide pool for a module, when one is open."""
-    return _shared.get(key)
+    return _shared_pools.get(key)
 
 
 @attrs.frozen
@@ -50,6 +45,9 @@ class PoolStats:
     idle: int
     waited: int
     allocator: str
+    #: Instances reset on release and handed out again (``created`` counts fresh ones).
+    reused: int = 0
+    discarded: int = 0
 
 
 class InstancePool:
@@ -82,104 +80,46 @@ class InstancePool:
         self.size = size
         self.warm = size if warm is None else max(0, min(warm, size))
         self.acquire_timeout = acquire_timeout
-        self._opts: dict[str, Any] = {"timeout": timeout, "fuel": fuel, "mode": mode}
-        self._max_memory = max_memory
+        self._timeout, self._fuel, self._mode = timeout, fuel, mode
         wasm, self.name, label = read_source(source, name)
-        self._settings = EngineSettings(fuel=fuel is not None, pooling=True)
-        module = compile_module(wasm, self._settings, cache=cache, source=label)
-        granted, _ = resolve_grant(loas, registry)
-        self._pre, bindings = link(module, self._settings, self.name, granted, registry=registry)
-        self._plan: LinkPlan = bindings.plan
-        self._module = module
+        settings = EngineSettings(fuel=fuel is not None, pooling=True)
+        module = compile_module(wasm, settings, cache=cache, source=label)
+        granted, registry = resolve_grant(loas, registry)
+        plan, pre = link(module, settings, self.name, granted, registry)
+        self._manager = InstanceManager(
+            module, settings, plan, pre, max_memory=max_memory, keep=size, warm=self.warm
+        )
         self.key = pool_key(wasm, fuel, max_memory, granted)
-        self._idle: collections.deque[Spirit] = collections.deque()
         self._in_use = 0
-        self._created = 0
         self._waited = 0
-        self._closed = False
-        self._refilling = False
-        self._lock = threading.Lock()
         self._sem: asyncio.Semaphore | None = None
         self._shared = shared
         if shared:
             with _shared_lock:
-                _shared.setdefault(self.key, self)
+                _shared_pools.setdefault(self.key, self)
+            share(self.key, self._manager)
 
     # ---- instances ---------------------------------------------------------------------
 
-    def _new(self, name: str | None = None, **bind: Any) -> Spirit:
-        bindings = HostBindings(self._plan, name or self.name, **bind)
-        try:
-            spirit = Spirit.instantiate(
-                self._module,
-                self._pre,
-                bindings,
-                settings=self._settings,
-                name=name or self.name,
-                max_memory=self._max_memory,
-                **self._opts,
-            )
-        except SpiritLoadError as exc:
-            if "pooling" in str(exc.__cause__ or ""):
-                raise SpiritLoadError(
-                    f"{exc}\nThe pooling allocator's slots are exhausted: close unused Spirits "
-                    "or pools"
-                ) from exc
-            raise
-        with self._lock:
-            self._created += 1
-        return spirit
-
-    def _refill(self) -> None:
-        try:
-            while not self._closed and len(self._idle) < self.warm:
-                spirit = self._new()
-                self._idle.append(spirit)
-                if self._closed:  # close() ran while this instance was being made
-                    self.close()
-        finally:
-            self._refilling = False
-
-    def _schedule_refill(self) -> None:
-        if self._closed or self._refilling or len(self._idle) >= self.warm:
-            return
-        self._refilling = True
-        _worker_pool().submit(self._refill)
-
-    def _take(self, name: str | None = None, **bind: Any) -> Spirit:
-        """A fresh instance: a warm one when there is one, else instantiated now."""
-        if self._closed:
+    def _take(self, name: str | None = None) -> Spirit:
+        """A Spirit on a warm instance when there is one, else on one instantiated now."""
+        manager = self._manager
+        if manager.closed:
             raise VudoError(f"the pool of {self.name!r} is closed")
-        try:
-            spirit = self._idle.popleft()
-        except IndexError:
-            spirit = self._new(name, **bind)
-        else:
-            if name is not None:
-                spirit.name = name
-            bindings = spirit._bindings
-            if bindings is not None:
-                bindings.name = spirit.name
-                for key, value in bind.items():
-                    setattr(bindings, key, value)
-        self._schedule_refill()
-        return spirit
-
-    def take_sync(self, name: str | None = None, **bind: Any) -> Spirit:
-        """Hand a fresh instance over to the caller for good (load_spirit and summon)."""
-        return self._take(name, **bind)
+        name = name or self.name
+        instance = manager.acquire(HostContext(name), fuel=self._fuel, timeout=self._timeout)
+        return Spirit(instance, name=name, timeout=self._timeout, fuel=self._fuel, mode=self._mode)
 
     def start_sync(self) -> InstancePool:
         """Fill the warm instances now (``async with`` does this off the event loop)."""
-        self._refilling = True
-        self._refill()
+        self._manager.fill()
         return self
 
     # ---- async use ---------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def acquire(self, timeout: float | None = None) -> AsyncIterator[Spirit]:
-        """Borrow an instance; waits while ``size`` are in use. Discarded on release."""
+        """Borrow an instance; waits while ``size`` are in use. Reset or discarded on release."""
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.size)
         sem = self._sem
@@ -215,27 +155,30 @@ class InstancePool:
             return await spirit.call(fn, *args, timeout=timeout, mode=mode)
 
     def stats(self) -> PoolStats:
+        manager = self._manager
         return PoolStats(
             size=self.size,
-            created=self._created,
+            created=manager.created,
             in_use=self._in_use,
-            idle=len(self._idle),
+            idle=manager.idle,
             waited=self._waited,
             allocator="pooling" if HAVE_POOLING else "on-demand",
+            reused=manager.reused,
+            discarded=manager.discarded,
         )
 
     async def start(self) -> InstancePool:
-        await asyncio.get_running_loop().run_in_executor(_worker_pool(), self.start_sync)
+        await asyncio.get_running_loop().run_in_executor(worker_pool(), self.start_sync)
         return self
 
     def close(self) -> None:
-        self._closed = True
+        """Discard the idle instances; Spirits handed out keep theirs until they close."""
         if self._shared:
             with _shared_lock:
-                if _shared.get(self.key) is self:
-                    del _shared[self.key]
-        while self._idle:
-            self._idle.popleft().close()
+                if _shared_pools.get(self.key) is self:
+                    del _shared_pools[self.key]
+            unshare(self.key, self._manager)
+        self._manager.close()
 
     async def __aenter__(self) -> InstancePool:
         return await self.start()
@@ -246,13 +189,3 @@ class InstancePool:
     def __repr__(self) -> str:
         s = self.stats()
         return f"<InstancePool {self.name!r} size={s.size} idle={s.idle} in_use={s.in_use}>"
-
-
-def draw(
-    wasm: bytes, fuel: int | None, max_memory: int | None, grant: Iterable[Loa], **take: Any
-) -> Spirit | None:
-    """A fresh instance from the process-wide pool of this module, if there is one."""
-    if not _shared:
-        return None
-    pool = _shared.get(pool_key(wasm, fuel, max_memory, grant))
-    return pool.take_sync(**take) if pool is not None else None

@@ -17,12 +17,16 @@ import wasmtime
 from vudo_runtime.cache import CacheOption, compile_module
 from vudo_runtime.engine import EngineSettings
 from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTrap
-from vudo_runtime.loa import LoaGrant, LoaRegistry, default_registry, plan_link, resolve_grant
+from vudo_runtime.instances import Instance
+from vudo_runtime.linking import plan_link
+from vudo_runtime.loa import HostContext
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
 from vudo_runtime.loas.state import SharedState
 from vudo_runtime.module import Source, known_wasm, read_source
 from vudo_runtime.options import CallMode, SpiritOptions
-from vudo_runtime.spirit import Spirit, _worker_pool
+from vudo_runtime.registry import LoaGrant, LoaRegistry, default_registry, resolve_grant
+from vudo_runtime.spirit import Spirit
+from vudo_runtime.threads import worker_pool
 
 #: Granted to summoned Spirits when ``loas=`` is not given.
 SEANCE_GRANT = ("core", "messaging", "state")
@@ -81,13 +85,14 @@ class _Member:
 
 async def _close(spirit: Spirit) -> None:
     """Close ``spirit``; while a call still holds its Store, wait for it off the event loop."""
-    if spirit._lock.acquire(blocking=False):
+    lock = spirit.instance.lock
+    if lock.acquire(blocking=False):
         try:
             spirit.close()
         finally:
-            spirit._lock.release()
+            lock.release()
     else:
-        await asyncio.get_running_loop().run_in_executor(_worker_pool(), spirit.close)
+        await asyncio.get_running_loop().run_in_executor(worker_pool(), spirit.close)
 
 
 class Seance:
@@ -172,7 +177,7 @@ class Seance:
             return self._load_sync(name, wasm, opts, links)  # cached: cheaper than a thread hop
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            _worker_pool(), lambda: self._load_sync(name, source, opts, links)
+            worker_pool(), lambda: self._load_sync(name, source, opts, links)
         )
 
     def _load_sync(
@@ -194,7 +199,7 @@ class Seance:
                     f"no such Spirit in this Séance (summoned: {', '.join(self.names) or 'none'})"
                 )
             providers[module_name] = self._members[member].spirit
-        stores = {id(p._store) for p in providers.values()}
+        stores = {id(p.instance.store) for p in providers.values()}
         if len(stores) != 1:
             raise SeanceError(f"{name!r} can link to Spirits of one Store only")
         provider = next(iter(providers.values()))
@@ -205,28 +210,23 @@ class Seance:
         module = compile_module(wasm, settings, cache=opts.cache, source=label)
         granted, registry = resolve_grant(opts.loas, opts.registry)
         plan, linker = plan_link(module, settings, spirit_name, granted, registry, links=providers)
-        store = provider._store
+        host = provider.instance
+        store = host.store
         for module_name, p in providers.items():
-            linker.define_instance(store, module_name, p._instance)
-        bindings = plan.bindings(
+            linker.define_instance(store, module_name, p.instance.instance)
+            p.instance.clean = False  # its Store now holds another module: never reused
+        context = HostContext(
             spirit_name, stdout=opts.stdout, on_effect=opts.on_effect, seance=self
         )
-        bindings.bind_store(store)
+        bindings = plan.bindings(context)
+        bindings.bind_store(host.address)
         try:
             instance = linker.instantiate(store, module)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             bindings.detach()
             raise SpiritLoadError(f"Spirit {name!r} could not be linked: {exc}") from exc
-        return Spirit(
-            name=spirit_name,
-            module=module,
-            store=store,
-            instance=instance,
-            bindings=bindings,
-            timeout=opts.timeout,
-            mode=opts.mode,
-            lock=provider._lock,
-        )
+        inst = Instance(store, instance, host.address, module, bindings, lock=host.lock)
+        return Spirit(inst, name=spirit_name, timeout=opts.timeout, mode=opts.mode)
 
     async def _summon_ghost(
         self, name: str, ghost: Ghost, *, loas: LoaGrant, stdout: Any

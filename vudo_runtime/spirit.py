@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import ctypes
 import operator
-import os
-import re
 import threading
+import weakref
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -21,27 +18,30 @@ from vudo_runtime import _native
 from vudo_runtime.cache import CacheOption, compile_module
 from vudo_runtime.engine import (
     LOOP_STALL,
-    MAX_TABLE_ELEMENTS,
     EngineSettings,
     begin_call,
     clear_stop,
     end_call,
     request_stop,
     take_stop,
-    watch_store,
 )
 from vudo_runtime.errors import (
     ArgumentError,
     ExportNotFoundError,
     FuelExhausted,
     MemoryAccessError,
+    NoMemoryError,
+    SpiritClosedError,
     SpiritInterrupted,
-    SpiritLoadError,
     SpiritTimeout,
     SpiritTrap,
     VudoError,
+    root_cause,
 )
-from vudo_runtime.loa import awaiting_host
+from vudo_runtime.instances import Instance, manager_for, shared_manager
+from vudo_runtime.layout import GeneLayout
+from vudo_runtime.loa import HostContext, awaiting_host
+from vudo_runtime.memory import MemoryManager
 from vudo_runtime.module import (
     Signature,
     Source,
@@ -52,56 +52,17 @@ from vudo_runtime.module import (
 )
 from vudo_runtime.options import CallMode as CallMode
 from vudo_runtime.options import SpiritOptions
+from vudo_runtime.protocols import protocol_facade
+from vudo_runtime.registry import resolve_grant
+from vudo_runtime.threads import owns, running_loop, stack, worker_pool
 
 if TYPE_CHECKING:
-    from vudo_runtime.loa import HostBindings, LoaGrant, LoaRegistry
-    from vudo_runtime.memory import MemoryManager
+    from vudo_runtime.registry import LoaGrant, LoaRegistry
 
 T = TypeVar("T")
 
 #: In ``mode="auto"``, a function whose calls take longer than this moves to worker threads.
 THREAD_THRESHOLD = 0.002
-
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-#: Native stack of the worker threads. wasmtime lets guest code use up to 512 KiB of the
-#: calling thread's stack before it traps ("call stack exhausted"); on a smaller stack
-#: (musl's default thread stack is 128 KiB) deep guest recursion overflows it and the
-#: process dies of SIGSEGV.
-WORKER_STACK = 8 << 20
-
-
-class _Workers(concurrent.futures.ThreadPoolExecutor):
-    """A thread pool whose threads get WORKER_STACK bytes of stack, whatever the default."""
-
-    def _adjust_thread_count(self) -> None:  # where the executor starts its threads
-        with _stack_lock:
-            try:
-                previous = threading.stack_size(WORKER_STACK)  # (returns the size replaced)
-            except (ValueError, RuntimeError):  # pragma: no cover - a platform without it
-                super()._adjust_thread_count()
-                return
-            if previous > WORKER_STACK:
-                threading.stack_size(previous)
-            try:
-                super()._adjust_thread_count()
-            finally:
-                threading.stack_size(previous)
-
-
-_stack_lock = threading.Lock()
-
-
-def _worker_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads for long calls; wasm releases the GIL, so these run truly in parallel."""
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                workers = max(4, 2 * (os.cpu_count() or 1))
-                _executor = _Workers(workers, "vudo-call")
-    return _executor
 
 
 @attrs.define(eq=False)
@@ -127,37 +88,33 @@ class Spirit:
 
     def __init__(
         self,
+        instance: Instance,
         *,
         name: str,
-        module: wasmtime.Module,
-        store: wasmtime.Store,
-        instance: wasmtime.Instance,
-        bindings: HostBindings | None = None,
         timeout: float | None = None,
         fuel: int | None = None,
         mode: CallMode = "auto",
         unchecked: bool = True,
-        lock: Any = None,
     ) -> None:
         self.name = name
-        self.module = module
-        self._store = store
-        known = bindings.store_address if bindings is not None else 0
-        self._address = known or _native.store_address(store)  # keys its call deadline
-        self._instance = instance
-        self._bindings = bindings
+        self.module = instance.module
+        self._inst = instance
+        self._store = instance.store
+        self._address = instance.address  # keys its call deadline
+        self._instance = instance.instance
+        bindings = self._bindings = instance.bindings
         self.timeout: float | None = None
         self.fuel: int | None = None
         self.mode: CallMode = mode
         # Spirits sharing a Store (a Ghost) share its lock: one thread in a Store at a time.
-        self._lock = lock if lock is not None else threading.RLock()
+        self._lock = instance.lock
         self._closed = False
         self._in_flight = 0  # awaited calls on worker threads, running or queued
         # The awaited call running on a worker thread now (its cancel event), under _ctl:
         # a cancelled await stops exactly that call, never the next one.
         self._ctl = threading.Lock()
         self._running: threading.Event | None = None
-        self._info = module_info(module)
+        self._info = module_info(self.module)
         self._unchecked = unchecked
         # Exports and memory are bound on first use: a fresh instance costs microseconds.
         self._funcs: dict[str, _Export] = {}
@@ -166,7 +123,12 @@ class Spirit:
         self._needs_thread = bindings is not None and bindings.has_async
         self.configure(timeout=timeout, fuel=fuel, mode=mode)
         if bindings is not None:
-            bindings.attach(self)
+            bindings.context.attach(self)
+
+    @property
+    def instance(self) -> Instance:
+        """The instance this Spirit wraps, as the instance manager handed it out."""
+        return self._inst
 
     def configure(
         self, *, timeout: float | None = None, fuel: int | None = None, mode: CallMode = "auto"
@@ -204,108 +166,36 @@ class Spirit:
 
     @classmethod
     def _load_sync(cls, source: Source, opts: SpiritOptions) -> Spirit:
-        from vudo_runtime.loa import link, resolve_grant
-        from vudo_runtime.pool import draw
-
         wasm, spirit_name, label = read_source(source, opts.name)
-        grant, _ = resolve_grant(opts.loas, opts.registry)
-        pooled = None
-        if opts.unchecked:  # pooled instances use the fast path; unchecked=False must not get one
-            pooled = draw(
-                wasm,
-                opts.fuel,
-                opts.max_memory,
-                grant,
-                name=spirit_name,
-                stdout=opts.stdout,
-                on_effect=opts.on_effect,
-                seance=opts.seance,
-            )
-        if pooled is not None:
-            pooled.configure(timeout=opts.timeout, fuel=opts.fuel, mode=opts.mode)
-            return pooled
-        settings = EngineSettings(fuel=opts.fuel is not None)
-        module = compile_module(wasm, settings, cache=opts.cache, source=label)
-        pre, bindings = link(
-            module,
-            settings,
-            spirit_name,
-            grant,
-            registry=opts.registry,
-            unchecked=opts.unchecked,
-            stdout=opts.stdout,
-            on_effect=opts.on_effect,
-            seance=opts.seance,
+        grant, registry = resolve_grant(opts.loas, opts.registry)
+        context = HostContext(
+            spirit_name, stdout=opts.stdout, on_effect=opts.on_effect, seance=opts.seance
         )
-        return cls.instantiate(
-            module,
-            pre,
-            bindings,
-            settings=settings,
+        # An open InstancePool of this module serves loads too (unchecked=False gets none:
+        # pooled instances use the fast path).
+        manager = (
+            shared_manager(wasm, opts.fuel, opts.max_memory, grant) if opts.unchecked else None
+        )
+        if manager is None:
+            settings = EngineSettings(fuel=opts.fuel is not None)
+            module = compile_module(wasm, settings, cache=opts.cache, source=label)
+            manager = manager_for(
+                module,
+                settings,
+                spirit_name,
+                grant,
+                registry,
+                unchecked=opts.unchecked,
+                max_memory=opts.max_memory,
+            )
+        instance = manager.acquire(context, fuel=opts.fuel, timeout=opts.timeout)
+        return cls(
+            instance,
             name=spirit_name,
             timeout=opts.timeout,
             fuel=opts.fuel,
-            max_memory=opts.max_memory,
             mode=opts.mode,
             unchecked=opts.unchecked,
-        )
-
-    @classmethod
-    def instantiate(
-        cls,
-        module: wasmtime.Module,
-        pre: wasmtime.InstancePre,
-        bindings: HostBindings | None,
-        *,
-        settings: EngineSettings,
-        name: str,
-        timeout: float | None = None,
-        fuel: int | None = None,
-        max_memory: int | None = None,
-        mode: CallMode = "auto",
-        unchecked: bool = True,
-    ) -> Spirit:
-        """A fresh instance of an already linked module, in a Store of its own."""
-        from vudo_runtime.engine import get_engine
-
-        store = wasmtime.Store(get_engine(settings))
-        address = _native.store_address(store)
-        watch_store(store, address)
-        store.set_limits(
-            memory_size=-1 if max_memory is None else max_memory,
-            table_elements=MAX_TABLE_ELEMENTS,
-        )
-        if fuel is not None:
-            store.set_fuel(fuel)
-        if bindings is not None:
-            bindings.bind_store(store)
-        if timeout is not None:  # a start function is bounded like a call
-            begin_call(address, timeout)
-        try:
-            instance = pre.instantiate(store)
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            cause = bindings.take_error() if bindings is not None else None
-            if bindings is not None:
-                bindings.detach()
-            what = exc.message if isinstance(exc, wasmtime.Trap) else str(exc)
-            if take_stop(address) is not None:
-                what = f"its start function ran past the timeout of {timeout}s"
-            raise SpiritLoadError(
-                f"Spirit {name!r} could not be instantiated: {_trap_message(what)}"
-            ) from (cause or exc)
-        finally:
-            if timeout is not None:
-                end_call(address, None)
-        return cls(
-            name=name,
-            module=module,
-            store=store,
-            instance=instance,
-            bindings=bindings,
-            timeout=timeout,
-            fuel=fuel,
-            mode=mode,
-            unchecked=unchecked,
         )
 
     @classmethod
@@ -337,7 +227,7 @@ class Spirit:
                 opts = attrs.evolve(opts, name=default_name(source))
             return cls._load_sync(wasm, opts)  # microseconds: a thread hop costs more
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_worker_pool(), lambda: cls._load_sync(source, opts))
+        return await loop.run_in_executor(worker_pool(), lambda: cls._load_sync(source, opts))
 
     # ---- introspection -------------------------------------------------------------------
 
@@ -391,8 +281,8 @@ class Spirit:
         self._funcs[fn] = export
         return export
 
-    def _closed_error(self) -> VudoError:
-        return VudoError(f"Spirit {self.name!r} is closed; load it again")
+    def _closed_error(self) -> SpiritClosedError:
+        return SpiritClosedError(f"Spirit {self.name!r} is closed; load it again")
 
     # ---- calls -----------------------------------------------------------------------------
 
@@ -411,21 +301,23 @@ class Spirit:
         except KeyError:
             export = self._export(fn)
         lock = self._lock
-        if self._plain and timeout is None and _stack.ok and lock.acquire(False):
+        if self._plain and timeout is None and stack.ok and lock.acquire(False):
             try:
+                if self._closed:  # closed after the export was looked up: not ours now
+                    raise self._closed_error()
                 return export.invoke(*args)
             except (wasmtime.Trap, wasmtime.WasmtimeError, TypeError) as exc:
                 raise self._call_error(export, args, exc, None) from self._host_cause(exc)
             finally:
                 lock.release()
-        if self._needs_thread and _in_event_loop():
+        if self._needs_thread and running_loop() is not None:
             raise VudoError(
                 f"Spirit {self.name!r} imports async host functions; call it with "
                 "`await spirit.call(...)`, not call_sync, from inside an event loop"
             )
-        if not _stack.ok and not _owns(lock):
+        if not stack.ok and not owns(lock):
             # This thread's stack is too small for the guest: run the call on a worker.
-            return _worker_pool().submit(self.call_sync, fn, *args, timeout=timeout).result()
+            return worker_pool().submit(self.call_sync, fn, *args, timeout=timeout).result()
         with lock:
             if self._closed:  # closed while this call waited for the Store
                 raise self._closed_error()
@@ -454,7 +346,7 @@ class Spirit:
         except KeyError:
             export = self._export(fn)
         lock = self._lock
-        small = not _stack.ok  # too little stack here for the guest: a worker runs it
+        small = not stack.ok  # too little stack here for the guest: a worker runs it
         if (
             mode is None
             and export.mode == "auto"
@@ -487,7 +379,7 @@ class Spirit:
         self._in_flight += 1
         try:
             return await loop.run_in_executor(
-                _worker_pool(), self._run_threaded, export, args, timeout, loop, cancelled
+                worker_pool(), self._run_threaded, export, args, timeout, loop, cancelled
             )
         except asyncio.CancelledError:
             cancelled.set()  # a call still waiting for the Store must not start later
@@ -509,7 +401,7 @@ class Spirit:
                 request_stop(self._address, "interrupt")
                 return True
         lock = self._lock
-        if _owns(lock):  # from a host function, inside the call
+        if owns(lock):  # from a host function, inside the call
             request_stop(self._address, "interrupt")
             return True
         if lock.acquire(False):
@@ -528,11 +420,9 @@ class Spirit:
 
     def read_back(self, value: Any, returns: Any) -> Any:
         """A returned i32 pointer read as ``returns``: str, bytes, a layout or a gene class."""
-        from vudo_runtime.layout import GeneLayout
-
         memory = self.memory
         if memory is None:
-            raise VudoError(f"Spirit {self.name!r} exports no memory to read a result from")
+            raise NoMemoryError(f"Spirit {self.name!r} exports no memory to read a result from")
         ptr = int(value) & 0xFFFFFFFF
         if returns is str:
             return memory.read_string(ptr)
@@ -563,7 +453,7 @@ class Spirit:
             if self._closed:  # closed (released, restarted) while this call waited
                 raise self._closed_error()
             if self._bindings is not None:
-                self._bindings.loop = loop
+                self._bindings.context.loop = loop
             with self._ctl:
                 clear_stop(self._address)  # a request that came after the last call ended
                 self._running = cancelled
@@ -578,6 +468,8 @@ class Spirit:
 
     def _run(self, export: _Export, args: tuple[Any, ...], timeout: float | None) -> Any:
         """One call with the lock held: deadline, fuel, error mapping."""
+        if self._closed:  # its instance may serve another Spirit by now
+            raise self._closed_error()
         if self._plain and timeout is None:
             try:
                 return export.invoke(*args)
@@ -621,6 +513,7 @@ class Spirit:
     def _trap_error(
         self, fn: str, exc: wasmtime.Trap | wasmtime.WasmtimeError, limit: float | None
     ) -> BaseException:
+        self._inst.clean = False  # what a trap left behind is not reset away safely
         reason = take_stop(self._address)
         if reason is not None:
             return self._stop_error(fn, reason, limit)
@@ -675,12 +568,13 @@ class Spirit:
 
     def _convert(self, fn: str) -> _native.Converter:
         """The slow-path argument converter for ``fn``: the clear errors live here."""
+        me = weakref.proxy(self)  # held by the fast caller: no cycle back to the Spirit
 
         def convert(pos: int, ty: str, value: Any, temps: list[int]) -> Any:
-            where = f"Spirit {self.name!r} function {fn!r} argument {pos + 1} ({ty})"
+            where = f"Spirit {me.name!r} function {fn!r} argument {pos + 1} ({ty})"
             if ty in ("i32", "i64"):
                 if isinstance(value, str | bytes) and ty == "i32":
-                    ptr = self._guest_string(value, where)
+                    ptr = me._guest_string(value, where)
                     temps.append(ptr)
                     return ptr
                 if isinstance(value, float) or not hasattr(value, "__index__"):
@@ -731,13 +625,19 @@ class Spirit:
     def _make_invoke(
         self, name: str, func: wasmtime.Func, sig: Signature, unchecked: bool
     ) -> Callable[..., Any]:
+        # The caller's hooks hold this Spirit weakly: a Spirit and its callers form no
+        # reference cycle, so a dropped Spirit is freed at once, not at the next GC.
+        me = weakref.proxy(self)
         if set(sig.params) | set(sig.results) <= _native.SUPPORTED:
 
             def arity(given: int) -> NoReturn:
                 raise ArgumentError(
-                    f"Spirit {self.name!r} function {name!r} takes {len(sig.params)} "
+                    f"Spirit {me.name!r} function {name!r} takes {len(sig.params)} "
                     f"argument(s) {sig}, got {given}"
                 )
+
+            def release(temps: list[int]) -> None:
+                me._release(temps)
 
             return _native.build_caller(
                 self._store,
@@ -746,21 +646,19 @@ class Spirit:
                 sig.results,
                 self._convert(name),
                 arity,
-                self._release,
+                release,
                 unchecked=unchecked,
             )
 
         def unsupported(*args: Any) -> Any:
             raise ArgumentError(
-                f"Spirit {self.name!r} function {name!r} has signature {sig}; only i32, i64, "
+                f"Spirit {me.name!r} function {name!r} has signature {sig}; only i32, i64, "
                 "f32 and f64 values can cross the host boundary"
             )
 
         return unsupported
 
     def _make_memory(self, raw: wasmtime.Memory) -> MemoryManager:
-        from vudo_runtime.memory import MemoryManager
-
         alloc, free = self._guest_allocator()
         return MemoryManager(self._store, raw, guest_alloc=alloc, guest_free=free, spirit=self.name)
 
@@ -773,7 +671,11 @@ class Spirit:
         sigs = self._info.signatures
         # Called through _run, as calls are: bounded by the Spirit's timeout and fuel when
         # the host allocates outside a call, by the running call's deadline inside one.
-        run = self._run
+        me = weakref.proxy(self)  # no cycle through the MemoryManager either
+
+        def run(export: _Export, args: tuple[Any, ...], timeout: float | None) -> Any:
+            return me._run(export, args, timeout)
+
         for cand in ("alloc", "malloc", "__wbindgen_malloc"):
             if cand not in sigs or sigs[cand].results != ("i32",) or len(sigs[cand].params) > 2:
                 continue
@@ -804,23 +706,32 @@ class Spirit:
         """
         if getattr(facade, "__vudo_facade__", False):
             return facade(self)  # type: ignore[call-arg]
-        from vudo_runtime.facade import protocol_facade
-
         return protocol_facade(self, facade)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Release the instance once the call running now (if any) has finished; later
-        calls raise a clear error. Call :meth:`interrupt` first to stop that call."""
+        calls raise a clear error. Call :meth:`interrupt` first to stop that call.
+
+        The instance goes back to its manager, which resets it for another Spirit or
+        discards it; nothing of this Spirit's state is visible there.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._funcs.clear()
-            if self._bindings is not None:
+            memory, self._memory = self._memory, None
+            inst = self._inst
+            if memory is not None:
+                if getattr(
+                    memory, "exposed", True
+                ):  # TEMP a view handed out would see the next user's memory
+                    inst.clean = False
+                memory.close()  # later memory access raises; old views stay safe
+            if inst.manager is not None:
+                inst.manager.release(inst)
+            elif self._bindings is not None:
                 self._bindings.detach()
-            if self._memory is not None:
-                self._memory.close()  # later memory access raises; old views stay safe
-            self._memory = None
 
     def __enter__(self) -> Spirit:
         return self
@@ -839,62 +750,9 @@ class Spirit:
         return f"<Spirit {self.name!r} {state}>"
 
 
-#: Stack a guest call may need on the calling thread: wasmtime's max_wasm_stack (512 KiB)
-#: plus room for the host frames of calls back into the Spirit.
-STACK_NEEDED = (512 << 10) + (1 << 20)
-
-
-def _thread_stack_size() -> int | None:
-    """The current thread's stack size in bytes (None: the platform does not say)."""
-    try:
-        libc = ctypes.CDLL(None)
-        libc.pthread_self.restype = ctypes.c_ulong
-        attr = ctypes.create_string_buffer(256)  # pthread_attr_t is at most 64 bytes
-        if libc.pthread_getattr_np(ctypes.c_ulong(libc.pthread_self()), attr):
-            return None
-        try:
-            addr, size = ctypes.c_void_p(), ctypes.c_size_t()
-            if libc.pthread_attr_getstack(attr, ctypes.byref(addr), ctypes.byref(size)):
-                return None
-            return size.value
-        finally:
-            libc.pthread_attr_destroy(attr)
-    except (AttributeError, OSError):  # not glibc/musl: assume the platform default is enough
-        return None
-
-
-class _StackBound(threading.local):
-    """Per thread, measured once: is the stack big enough to run a guest on?"""
-
-    def __init__(self) -> None:
-        size = _thread_stack_size()
-        self.ok = size is None or size >= STACK_NEEDED
-
-
-_stack = _StackBound()
-
-
-def _owns(lock: Any) -> bool:
-    """This thread holds ``lock`` (an RLock): we are inside a call, in a host function."""
-    owned = getattr(lock, "_is_owned", None)
-    return bool(owned()) if owned is not None else False
-
-
 def _trap_message(text: str) -> str:
     """The trap's reason without wasmtime's backtrace (which SpiritTrap carries apart)."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    if "Caused by:" in lines:
-        lines = lines[lines.index("Caused by:") + 1 :]
-    reason = re.sub(r"^\d+:\s*", "", lines[-1]) if lines else "trap"
-    return reason.removeprefix("wasm trap: ")
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    return root_cause(text)[1].removeprefix("wasm trap: ") or "trap"
 
 
 async def load_spirit(

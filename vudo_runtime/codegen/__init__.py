@@ -2,6 +2,7 @@
 the stub generator (``generate_file``, ``generate_from_dol``, ``generate_from_wasm``)."""
 
 import os
+from pathlib import Path
 
 from vudo_runtime.codegen.ast import (
     Const,
@@ -29,15 +30,31 @@ from vudo_runtime.codegen.types import (
     wasm_type,
     wasm_types,
 )
+from vudo_runtime.errors import VudoError
 
 
 def generate_file(path: str | os.PathLike[str]) -> str:
-    """The typed stub module for a ``.dol`` file, or a facade from a ``.wasm``/``.wat`` file."""
-    from vudo_runtime.codegen import generator
+    """The stub module for a ``.dol`` file, or a facade from a ``.wasm``/``.wat`` file's exports.
 
-    return generator.generate_file(path)
+    Raises :class:`DolSyntaxError` (file:line:col) for bad DOL, :class:`VudoError` for a
+    file that cannot be read or has another suffix.
+    """
+    name = os.fspath(path)
+    suffix = Path(name).suffix.lower()
+    if suffix == ".dol":
+        try:
+            dol = parse_dol_file(name)
+        except OSError as exc:
+            raise VudoError(f"cannot read DOL file {name}: {exc.strerror or exc}") from exc
+        return generate_from_dol(dol, name)
+    if suffix in (".wasm", ".wat"):
+        return generate_from_wasm(name, name)
+    raise VudoError(f"{name}: expected a .dol file (or a .wasm/.wat Spirit) to generate stubs from")
 
 
+# The generators are imported on first use, not for speed (`import vudo_runtime` does not
+# import codegen) but so `python -m vudo_runtime.codegen.generator` runs it as a script
+# without a second copy already in sys.modules (runpy's RuntimeWarning).
 def generate_from_dol(dol_file: DolFile, source_name: str | None = None) -> str:
     """The typed stub module for a parsed DOL file; ``source_name`` goes in its header."""
     from vudo_runtime.codegen import generator
@@ -52,8 +69,6 @@ def generate_from_wasm(source: str | bytes | os.PathLike[str], source_name: str)
     return from_wasm.generate_from_wasm(source, source_name)
 
 
-# The generator is imported on first use, so `python -m vudo_runtime.codegen.generator`
-# runs it as a script without a second copy already in sys.modules.
 __all__ = [
     "KEYWORDS",
     "Const",

@@ -17,12 +17,12 @@ import attrs
 import wasmtime
 
 from vudo_runtime.cache import compile_module
-from vudo_runtime.codegen.generator import (
-    _INDENT,
-    _MODULE_NAMES,
+from vudo_runtime.codegen.emit import (
     FACADE_MODULE,
     FLOAT,
+    INDENT,
     INT,
+    MODULE_NAMES,
     NONE,
     ModuleWriter,
     Names,
@@ -75,7 +75,7 @@ def generate_from_wasm(source: Source, source_name: str) -> str:
     module = compile_module(wasm, EngineSettings(), source=label)
     signatures = module_info(module).signatures
     stem = Path(source_name).stem or "spirit"
-    names = Names(_MODULE_NAMES)
+    names = Names(MODULE_NAMES)
     facade = names.take(pascal(stem) + "Spirit")
     host = names.take(pascal(stem) + "Host")
     writer = ModuleWriter(
@@ -111,7 +111,7 @@ def generate_from_wasm(source: Source, source_name: str) -> str:
         writer.use(FACADE_MODULE, "GeneHandle")
         body = [
             f"class {h.cls}(GeneHandle):",
-            *docstring(handle_doc(h.gene), _INDENT),
+            *docstring(handle_doc(h.gene), INDENT),
         ]
         mnames = Names({"spirit", "ptr", "read"})
         for export, params, results in h.methods:
@@ -146,7 +146,7 @@ def generate_from_wasm(source: Source, source_name: str) -> str:
     if skipped:
         body.append("")
         for s in skipped:
-            body += comment(f"Not callable from Python (non-numeric values): {s}", _INDENT, "#")
+            body += comment(f"Not callable from Python (non-numeric values): {s}", INDENT, "#")
     writer.add(body)
 
     imports: list[tuple[str, Sequence[tuple[str, str]], str, str | None]] = []

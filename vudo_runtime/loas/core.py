@@ -14,8 +14,9 @@ from typing import Any
 
 import attrs
 
-from vudo_runtime.errors import MemoryAccessError
-from vudo_runtime.loa import GuestPanic, HostContext, HostFunction, Loa, WasmSignature
+from vudo_runtime.errors import GuestPanic, MemoryAccessError
+from vudo_runtime.loa import HostContext, HostFunction, Loa
+from vudo_runtime.module import Signature
 
 ABI_VERSION = "0.1.0"
 _LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
@@ -50,7 +51,7 @@ def write_output(ctx: HostContext, text: str) -> None:
 
 def await_on_loop(ctx: HostContext, awaitable: Any) -> Any:
     """Finish an async handler: on the caller's loop from a worker thread, or as a task."""
-    loop = ctx.bindings.loop
+    loop = ctx.loop
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -72,8 +73,8 @@ async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _sig(*params: str, results: tuple[str, ...] = ()) -> WasmSignature:
-    return WasmSignature(params, results)
+def _sig(*params: str, results: tuple[str, ...] = ()) -> Signature:
+    return Signature(params, results)
 
 
 # Exact wasm types, so a module declaring another shape gets a clear mismatch.

@@ -15,7 +15,8 @@ from typing import Any
 import attrs
 
 from vudo_runtime.errors import BusTimeout
-from vudo_runtime.loa import HostContext, HostFunction, Loa, WasmSignature
+from vudo_runtime.loa import HostContext, HostFunction, Loa
+from vudo_runtime.module import Signature
 
 #: Messages a receiver may have waiting per channel before sends to it fail.
 DEFAULT_QUEUE_LIMIT = 1024
@@ -227,19 +228,19 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
     i32 = ("i32",)
     return {
         "vudo_send": [
-            HostFunction(send, signature=WasmSignature(("i32",) * 4, i32)),
-            HostFunction(send_ts, signature=WasmSignature(("i32",) * 5, i32)),
+            HostFunction(send, signature=Signature(("i32",) * 4, i32)),
+            HostFunction(send_ts, signature=Signature(("i32",) * 5, i32)),
         ],
         "vudo_recv": [
-            HostFunction(recv_spec, signature=WasmSignature((), i32)),
-            HostFunction(recv_ts, signature=WasmSignature(("i32",) * 5, i32)),
+            HostFunction(recv_spec, signature=Signature((), i32)),
+            HostFunction(recv_ts, signature=Signature(("i32",) * 5, i32)),
         ],
         "vudo_pending": [
-            HostFunction(pending, signature=WasmSignature((), i32)),
-            HostFunction(pending, signature=WasmSignature(i32, i32)),
+            HostFunction(pending, signature=Signature((), i32)),
+            HostFunction(pending, signature=Signature(i32, i32)),
         ],
-        "vudo_broadcast": HostFunction(broadcast, signature=WasmSignature(("i32",) * 2, i32)),
-        "vudo_free_message": HostFunction(free_message, signature=WasmSignature(i32, ())),
+        "vudo_broadcast": HostFunction(broadcast, signature=Signature(("i32",) * 2, i32)),
+        "vudo_free_message": HostFunction(free_message, signature=Signature(i32, ())),
     }
 
 

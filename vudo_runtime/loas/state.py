@@ -6,7 +6,8 @@ import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from vudo_runtime.loa import HostContext, HostFunction, Loa, WasmSignature
+from vudo_runtime.loa import HostContext, HostFunction, Loa
+from vudo_runtime.module import Signature
 
 
 class SharedState(MutableMapping[str, bytes]):
@@ -67,7 +68,7 @@ def provides(ctx: HostContext) -> Mapping[str, Any]:
         store[ctx.read_str(key_ptr, key_len)] = ctx.read_bytes(val_ptr, val_len)
         return 0
 
-    sig = WasmSignature(("i32",) * 4, ("i32",))
+    sig = Signature(("i32",) * 4, ("i32",))
     return {
         "vudo_state_get": HostFunction(get, signature=sig),
         "vudo_state_set": HostFunction(set_, signature=sig),
