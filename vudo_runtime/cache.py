@@ -272,8 +272,19 @@ def _compile_reason(exc: wasmtime.WasmtimeError) -> str:
     return headline if root == headline else f"{headline}: {root}"
 
 
+_generation = 0
+
+
+def generation() -> int:
+    """Counts :func:`clear_memory_cache` calls: what was derived from the in-process cache
+    before one (a Spirit's load recipe) is stale after it."""
+    return _generation
+
+
 def clear_memory_cache() -> None:
     """Forget the in-process cache (the disk cache is untouched)."""
+    global _generation
+    _generation += 1
     with _modules_lock:
         _modules.clear()
         _interfaces.clear()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -21,7 +21,7 @@ import wasmtime
 
 from vudo_runtime import _native
 from vudo_runtime._binary import StateExports
-from vudo_runtime.cache import state_of, wasm_digest
+from vudo_runtime.cache import interface_of, state_of, wasm_digest
 from vudo_runtime.engine import (
     MAX_TABLE_ELEMENTS,
     EngineSettings,
@@ -62,14 +62,15 @@ class Instance:
     #: False once something happened that a reset cannot undo (a trap, a stop, a view of
     #: its memory handed out, another module linked into its Store).
     clean: bool = True
-    handles: list[Any] | None = None  # the state exports, bound on the first reset
+    #: Writes the snapshot back into this instance (built on its first release).
+    reset: Callable[[], bool] | None = None
 
 
 @attrs.define
 class _Snapshot:
     """The state of a fresh instance, restored into reused ones."""
 
-    memories: list[tuple[int, ctypes.Array[ctypes.c_char]]]  # (pages, image)
+    memories: list[ctypes.Array[ctypes.c_char]]  # each memory's bytes
     globals: list[Any]
     tables: list[list[Any]]
 
@@ -152,6 +153,9 @@ class InstanceManager:
         self.warm = warm
         self._refilling = False
         self.state: StateExports | None = state_of(module)
+        interface = interface_of(module)
+        #: Instantiating runs guest code (a start function), so it may take long.
+        self.has_start = interface is None or interface.has_start
         self._snapshot: _Snapshot | None = None
         self._idle: collections.deque[Instance] = collections.deque()
         self._lock = threading.Lock()
@@ -245,57 +249,51 @@ class InstanceManager:
 
     # ---- reset ----------------------------------------------------------------------
 
-    def _handles(self, inst: Instance) -> list[Any]:
-        state = self.state
-        assert state is not None
-        names = (*state.memories, *state.globals, *state.tables)
+    def _exports(self, inst: Instance, names: tuple[str, ...]) -> list[Any]:
         return [_native.get_export(inst.store, inst.instance, n) for n in names]
 
     def _take_snapshot(self, inst: Instance) -> _Snapshot | None:
         state = self.state
         assert state is not None
-        handles = inst.handles = self._handles(inst)
         store = inst.store
-        nm, ng = len(state.memories), len(state.globals)
-        memories = []
-        for mem in handles[:nm]:
+        images = []
+        for mem in self._exports(inst, state.memories):
             size = mem.data_len(store)
             if size > RESET_MAX_MEMORY:
                 return None
             image = ctypes.create_string_buffer(size)
             ctypes.memmove(image, mem.data_ptr(store), size)
-            memories.append((mem.size(store), image))
+            images.append(image)
         tables = []
-        for table in handles[nm + ng :]:
+        for table in self._exports(inst, state.tables):
             size = table.size(store)
             if size > RESET_MAX_TABLE:
                 return None
             tables.append([table.get(store, i) for i in range(size)])
-        values = [g.value(store) for g in handles[nm : nm + ng]]
-        return _Snapshot(memories, values, tables)
+        values = [g.value(store) for g in self._exports(inst, state.globals)]
+        return _Snapshot(images, values, tables)
 
     def _reset(self, inst: Instance) -> bool:
         """Restore ``inst`` to the snapshot; False when it cannot be (then it is dropped)."""
-        snap = self._snapshot
-        if snap is None:
+        snap, state = self._snapshot, self.state
+        if snap is None or state is None:
             return False
-        handles = inst.handles
-        if handles is None:
-            handles = inst.handles = self._handles(inst)
-        store = inst.store
-        nm, ng = len(snap.memories), len(snap.globals)
+        if inst.reset is None:
+            mems = zip(self._exports(inst, state.memories), snap.memories, strict=True)
+            values = zip(self._exports(inst, state.globals), snap.globals, strict=True)
+            inst.reset = _native.state_resetter(inst.store, list(mems), list(values))
         try:
-            for mem, (pages, image) in zip(handles[:nm], snap.memories, strict=True):
-                if mem.size(store) != pages:  # grown: its pages cannot be given back
-                    return False
-                ctypes.memmove(mem.data_ptr(store), image, len(image))
-            for g, value in zip(handles[nm : nm + ng], snap.globals, strict=True):
-                g.set_value(store, value)
-            for table, items in zip(handles[nm + ng :], snap.tables, strict=True):
-                if table.size(store) != len(items):
-                    return False
-                for i, item in enumerate(items):
-                    table.set(store, i, item)
+            if not inst.reset():  # a memory grew: its pages cannot be given back
+                return False
+            if snap.tables:
+                store = inst.store
+                for table, items in zip(
+                    self._exports(inst, state.tables), snap.tables, strict=True
+                ):
+                    if table.size(store) != len(items):
+                        return False
+                    for i, item in enumerate(items):
+                        table.set(store, i, item)
         except wasmtime.WasmtimeError:
             return False
         return True
@@ -357,6 +355,11 @@ def unshare(key: PoolKey, manager: InstanceManager) -> None:
     with _managers_lock:
         if _shared.get(key) is manager:
             del _shared[key]
+
+
+def pools_open() -> bool:
+    """Whether some shared InstancePool is open (loads then look for one of theirs)."""
+    return bool(_shared)
 
 
 def shared_manager(

@@ -244,7 +244,8 @@ class GeneLayout:
     size: int
     alignment: int
     extends: GeneLayout | None = None
-    # the precomputed encoder/decoder MemoryManager uses (a plain attribute: read per access)
+    # the precomputed encoder/decoder: a plain attribute, not a property, as
+    # MemoryManager reads it on every gene access
     codec: Codec = attrs.field(init=False, eq=False, hash=False)
     _by_name: dict[str, Field] = attrs.field(init=False, eq=False, hash=False)
 

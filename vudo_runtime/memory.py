@@ -136,6 +136,8 @@ class MemoryManager:
             where=self._where,
         )
         self._guest_live: dict[int, tuple[int, int]] = {}  # ptr -> (size, align)
+        #: A view was handed out: it outlives close(), so the instance must not be reused.
+        self.exposed = False
 
         self._mref: Any = None  # byref(memory._memory) when the raw bindings are used
         if _raw_data is not None and self._raw_agrees(memory):
@@ -431,7 +433,9 @@ class MemoryManager:
         Invalidated by :meth:`grow` and by the guest growing its memory (a grown
         memory may move): take a fresh view after anything that can grow it.
         """
-        return self._mv(ptr, n)[ptr : ptr + n]
+        view = self._mv(ptr, n)[ptr : ptr + n]
+        self.exposed = True
+        return view
 
     # -- allocation ---------------------------------------------------------------
 

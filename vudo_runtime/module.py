@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from pathlib import Path
 
 import attrs
@@ -76,6 +76,19 @@ _sources: dict[tuple[str, int, int], bytes] = {}
 def _file_key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
     st = os.stat(path)
     return (os.fspath(path), st.st_mtime_ns, st.st_size)
+
+
+def source_key(source: Source) -> Hashable | None:
+    """What identifies ``source``'s contents cheaply: the bytes themselves, or a file's
+    (path, mtime, size); None when nothing cheap does (a bytearray, a missing file)."""
+    if isinstance(source, bytes):
+        return source  # its hash is computed once and kept by the object
+    if isinstance(source, str | os.PathLike):
+        try:
+            return _file_key(source)
+        except OSError:
+            return None
+    return None
 
 
 def known_wasm(source: Source, fuel: bool) -> bytes | None:

@@ -62,19 +62,28 @@ class SpiritOptions:
     unchecked: bool = True
 
     @classmethod
-    def of(cls, options: SpiritOptions | None, given: Mapping[str, Any]) -> SpiritOptions:
-        """``options`` (or the defaults) with the option keywords in ``given`` applied.
+    def of(
+        cls, options: SpiritOptions | None, given: Mapping[str, Any], **fixed: Any
+    ) -> SpiritOptions:
+        """``options`` (or the defaults) with the option keywords in ``given`` applied,
+        then ``fixed`` (what the caller sets itself, like a Séance's ``name``).
 
         ``given`` is a caller's ``locals()``: only the names of fields are read. Over
         ``options``, a keyword left at its default changes nothing; any other overrides.
         """
-        fields = attrs.fields_dict(cls)
         if options is None:
-            return cls(**{k: v for k, v in given.items() if k in fields})
+            kw = {k: v for k, v in given.items() if k in _FIELDS and k not in fixed}
+            return cls(**kw, **fixed)
         changes = {
-            k: v for k, v in given.items() if k in fields and not _is_default(v, fields[k].default)
+            k: v
+            for k, v in given.items()
+            if k in _FIELDS and k not in fixed and not _is_default(v, _FIELDS[k])
         }
+        changes.update(fixed)
         return attrs.evolve(options, **changes) if changes else options
+
+
+_FIELDS = {f.name: f.default for f in attrs.fields(SpiritOptions)}
 
 
 def _is_default(value: object, default: object) -> bool:

@@ -20,6 +20,8 @@ class LoaRegistry:
         self._loas: dict[str, Loa] = {loa.name: loa for loa in BUILTIN_LOAS}
         #: Resolved grants by the names asked for; forgotten when the registry changes.
         self.grants: dict[tuple[str | Loa, ...], tuple[Loa, ...]] = {}
+        #: Counts changes: what was resolved against an older version is stale.
+        self.version = 0
         for loa in loas:
             self.register(loa)
 
@@ -30,6 +32,7 @@ class LoaRegistry:
             raise VudoError(f"a Loa named {loa.name!r} is already registered; unregister it first")
         self._loas[loa.name] = loa
         self.grants.clear()
+        self.version += 1
         return loa
 
     def unregister(self, name: str) -> None:
@@ -38,6 +41,7 @@ class LoaRegistry:
         if self._loas.pop(name, None) is None:
             raise KeyError(f"no Loa named {name!r} is registered")
         self.grants.clear()
+        self.version += 1
 
     def get(self, name: str) -> Loa:
         try:

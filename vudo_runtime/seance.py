@@ -25,13 +25,15 @@ from vudo_runtime.loas.state import SharedState
 from vudo_runtime.module import Source, known_wasm, read_source
 from vudo_runtime.options import CallMode, SpiritOptions
 from vudo_runtime.registry import LoaGrant, LoaRegistry, default_registry, resolve_grant
-from vudo_runtime.spirit import Spirit
+from vudo_runtime.spirit import Spirit, ready_manager
 from vudo_runtime.threads import worker_pool
 
 #: Granted to summoned Spirits when ``loas=`` is not given.
 SEANCE_GRANT = ("core", "messaging", "state")
 
 Restart = Literal["never", "on-trap"]
+
+_DEFAULTS = SpiritOptions()
 
 
 @attrs.frozen
@@ -80,7 +82,8 @@ class _Member:
     options: SpiritOptions
     links: dict[str, str]
     restart: Restart
-    restarting: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+    #: Calls that trapped together restart the Spirit once (made on the first trap).
+    restarting: asyncio.Lock | None = None
 
 
 async def _close(spirit: Spirit) -> None:
@@ -107,6 +110,7 @@ class Seance:
         #: Spirits whose last call trapped or timed out, with the error.
         self.failures: dict[str, SpiritTrap] = {}
         self._members: dict[str, _Member] = {}
+        self._options: dict[tuple[Any, ...], SpiritOptions] = {}
         self._dismissed = False
 
     # ---- lifetime --------------------------------------------------------------------------
@@ -143,23 +147,39 @@ class Seance:
         ``options=`` gives the load options as one :class:`SpiritOptions`; keywords not
         left at their defaults override it. The Séance sets ``name`` and ``seance``.
         """
-        opts = SpiritOptions.of(options, locals())
         self._check_open()
         if not isinstance(name, str) or not name:
             raise SeanceError(f"a Spirit needs a non-empty name, got {name!r}")
         if isinstance(source, Ghost):
-            return await self._summon_ghost(name, source, loas=opts.loas, stdout=opts.stdout)
+            given = SpiritOptions.of(options, locals())
+            return await self._summon_ghost(name, source, loas=given.loas, stdout=given.stdout)
         if name in self._members:
             raise SeanceError(f"a Spirit named {name!r} is already summoned; release it first")
         if restart not in ("never", "on-trap"):
             raise ValueError(f"restart must be 'never' or 'on-trap', got {restart!r}")
-        opts = attrs.evolve(
-            opts,
-            name=name,
-            seance=self,
-            loas=SEANCE_GRANT if opts.loas is None else opts.loas,
-            registry=self.registry if opts.registry is None else opts.registry,
-        )
+        # A name summoned again with the same options reuses their object (building one
+        # costs more than the rest of a summon of a known Spirit).
+        key: tuple[Any, ...] | None
+        key = (name, options, loas, timeout, fuel, max_memory, mode, stdout, on_effect, cache)
+        opts: SpiritOptions | None
+        try:
+            opts = self._options.get(key)
+        except TypeError:  # an unhashable option (loas= as a list): build it each time
+            opts, key = None, None
+        if opts is None:
+            base = options or _DEFAULTS
+            opts = SpiritOptions.of(
+                options,
+                locals(),
+                name=name,
+                seance=self,
+                loas=loas if loas is not None else SEANCE_GRANT if base.loas is None else base.loas,
+                registry=self.registry if base.registry is None else base.registry,
+            )
+            if key is not None:
+                if len(self._options) >= 1024:
+                    self._options.clear()
+                self._options[key] = opts
         linked = dict(links or {})
         spirit = await self._load(name, source, opts, linked)
         if name in self._members or self._dismissed:  # lost a race with another summon
@@ -173,8 +193,11 @@ class Seance:
     async def _load(
         self, name: str, source: Source, opts: SpiritOptions, links: Mapping[str, str]
     ) -> Spirit:
-        if not links and (wasm := known_wasm(source, opts.fuel is not None)):
-            return self._load_sync(name, wasm, opts, links)  # cached: cheaper than a thread hop
+        if not links:  # known and cached: cheaper than a thread hop
+            if (manager := ready_manager(source, opts)) is not None:
+                return Spirit._load_sync(source, opts, manager)
+            if (wasm := known_wasm(source, opts.fuel is not None)) is not None:
+                return Spirit._load_sync(wasm, opts)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             worker_pool(), lambda: self._load_sync(name, source, opts, links)
@@ -303,6 +326,8 @@ class Seance:
         except SpiritTrap as exc:
             if member.restart == "on-trap":
                 # Calls that trapped together restart the Spirit once, not once each.
+                if member.restarting is None:
+                    member.restarting = asyncio.Lock()
                 async with member.restarting:
                     if member.spirit is spirit and self._members.get(name) is member:
                         await self.restart(name)

@@ -15,7 +15,7 @@ import attrs
 import wasmtime
 
 from vudo_runtime import _native
-from vudo_runtime.cache import CacheOption, compile_module
+from vudo_runtime.cache import CacheOption, compile_module, generation
 from vudo_runtime.engine import (
     LOOP_STALL,
     EngineSettings,
@@ -38,7 +38,13 @@ from vudo_runtime.errors import (
     VudoError,
     root_cause,
 )
-from vudo_runtime.instances import Instance, manager_for, shared_manager
+from vudo_runtime.instances import (
+    Instance,
+    InstanceManager,
+    manager_for,
+    pools_open,
+    shared_manager,
+)
 from vudo_runtime.layout import GeneLayout
 from vudo_runtime.loa import HostContext, awaiting_host
 from vudo_runtime.memory import MemoryManager
@@ -49,15 +55,16 @@ from vudo_runtime.module import (
     known_wasm,
     module_info,
     read_source,
+    source_key,
 )
 from vudo_runtime.options import CallMode as CallMode
 from vudo_runtime.options import SpiritOptions
 from vudo_runtime.protocols import protocol_facade
-from vudo_runtime.registry import resolve_grant
+from vudo_runtime.registry import LoaRegistry, default_registry, resolve_grant
 from vudo_runtime.threads import owns, running_loop, stack, worker_pool
 
 if TYPE_CHECKING:
-    from vudo_runtime.registry import LoaGrant, LoaRegistry
+    from vudo_runtime.registry import LoaGrant
 
 T = TypeVar("T")
 
@@ -165,29 +172,23 @@ class Spirit:
         return cls._load_sync(source, SpiritOptions.of(options, locals()))
 
     @classmethod
-    def _load_sync(cls, source: Source, opts: SpiritOptions) -> Spirit:
-        wasm, spirit_name, label = read_source(source, opts.name)
-        grant, registry = resolve_grant(opts.loas, opts.registry)
+    def _load_sync(
+        cls, source: Source, opts: SpiritOptions, manager: InstanceManager | None = None
+    ) -> Spirit:
+        """Load with ``manager`` (from :func:`ready_manager`) or the one ``source`` needs."""
+        if manager is None:
+            key = _recipe_key(source, opts)
+            manager = _recipes.get(key) if key is not None and not pools_open() else None
+            if manager is None:
+                manager = _manager(source, opts)
+                if key is not None and not pools_open():
+                    if len(_recipes) >= 256:
+                        _recipes.clear()
+                    _recipes[key] = manager
+        spirit_name = opts.name or default_name(source)
         context = HostContext(
             spirit_name, stdout=opts.stdout, on_effect=opts.on_effect, seance=opts.seance
         )
-        # An open InstancePool of this module serves loads too (unchecked=False gets none:
-        # pooled instances use the fast path).
-        manager = (
-            shared_manager(wasm, opts.fuel, opts.max_memory, grant) if opts.unchecked else None
-        )
-        if manager is None:
-            settings = EngineSettings(fuel=opts.fuel is not None)
-            module = compile_module(wasm, settings, cache=opts.cache, source=label)
-            manager = manager_for(
-                module,
-                settings,
-                spirit_name,
-                grant,
-                registry,
-                unchecked=opts.unchecked,
-                max_memory=opts.max_memory,
-            )
         instance = manager.acquire(context, fuel=opts.fuel, timeout=opts.timeout)
         return cls(
             instance,
@@ -222,6 +223,8 @@ class Spirit:
 
     @classmethod
     async def _load(cls, source: Source, opts: SpiritOptions) -> Spirit:
+        if (manager := ready_manager(source, opts)) is not None:
+            return cls._load_sync(source, opts, manager)  # microseconds: no thread hop
         if (wasm := known_wasm(source, opts.fuel is not None)) is not None:
             if opts.name is None:
                 opts = attrs.evolve(opts, name=default_name(source))
@@ -748,6 +751,63 @@ class Spirit:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._info.signatures)} functions"
         return f"<Spirit {self.name!r} {state}>"
+
+
+# The manager each (source, grant, limits) loaded before resolved to: a load of a known
+# Spirit skips reading, hashing, compiling and linking lookups.
+_recipes: dict[tuple[Any, ...], InstanceManager] = {}
+
+
+def _recipe_key(source: Source, opts: SpiritOptions) -> tuple[Any, ...] | None:
+    src = source_key(source)
+    if src is None:
+        return None
+    registry = opts.registry or default_registry()
+    loas = opts.loas
+    if isinstance(loas, list):
+        loas = tuple(loas)
+    version = loas.version if isinstance(loas, LoaRegistry) else registry.version
+    # Another cache directory asks for an entry there; a cleared cache for a fresh start.
+    fuel, limit, cache = opts.fuel is not None, opts.max_memory, opts.cache
+    key = (src, loas, registry, version, fuel, limit, opts.unchecked, cache, generation())
+    try:
+        hash(key)
+    except TypeError:  # e.g. loas= given as a set or a generator
+        return None
+    return key
+
+
+def _manager(source: Source, opts: SpiritOptions) -> InstanceManager:
+    """The instance manager a load of ``source`` with ``opts`` draws from."""
+    wasm, spirit_name, label = read_source(source, opts.name)
+    grant, registry = resolve_grant(opts.loas, opts.registry)
+    # An open InstancePool of this module serves loads too (unchecked=False gets none:
+    # pooled instances use the fast path).
+    if opts.unchecked and (pooled := shared_manager(wasm, opts.fuel, opts.max_memory, grant)):
+        return pooled
+    settings = EngineSettings(fuel=opts.fuel is not None)
+    module = compile_module(wasm, settings, cache=opts.cache, source=label)
+    return manager_for(
+        module,
+        settings,
+        spirit_name,
+        grant,
+        registry,
+        unchecked=opts.unchecked,
+        max_memory=opts.max_memory,
+    )
+
+
+def ready_manager(source: Source, opts: SpiritOptions) -> InstanceManager | None:
+    """The manager a load of ``source`` draws from, when that load is cheap enough for the
+    event loop thread: no file to read, nothing to compile, no start function to run."""
+    if pools_open():
+        return None
+    key = _recipe_key(source, opts)
+    manager = _recipes.get(key) if key is not None else None
+    if manager is not None and not manager.closed and (manager.idle or not manager.has_start):
+        return manager
+    return None
 
 
 def _trap_message(text: str) -> str:
