@@ -471,13 +471,21 @@ class VudoHost(Host):
             while shared:
                 shared.pop().close()
 
+        def load_close() -> None:
+            v.Spirit.load_sync(data, loas=list(SEANCE_GRANT)).close()
+
         return [
             Bench(
                 "summon + release (module cached)",
                 summon_release,
                 is_async=True,
                 close=close,
-                note="a compiled module loads inline, no thread hop",
+                note="an instance reset on release and reused",
+            ),
+            Bench(
+                "Spirit.load_sync + close (no Séance)",
+                load_close,
+                note="the same reuse without the session's bookkeeping",
             ),
             Bench(
                 "summon + release, shared pool open",

@@ -11,6 +11,8 @@ groups, subtypes, structs and arrays too), so a module it cannot read is refused
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import attrs
 
 _FUNC_FORM = 0x60
@@ -182,10 +184,22 @@ def _subtype(r: _Reader) -> FuncType | None:
     return None
 
 
+def _sections(wasm: bytes) -> Iterator[tuple[int, int, _Reader]]:
+    """Each section after the header: its id, where it starts, a reader of its payload."""
+    top = _Reader(wasm, 8)
+    while top.pos < top.end:
+        start = top.pos
+        section = top.byte()
+        size = top.uleb()
+        if top.pos + size > top.end:
+            raise ValueError("section runs past the end of the module")
+        top.pos += size
+        yield section, start, _Reader(wasm, top.pos - size, top.pos)
+
+
 def _parse(wasm: bytes) -> Interface | None:
     if len(wasm) < 8 or not wasm.startswith(b"\0asm"):
         return None
-    top = _Reader(wasm, 8)
     out = Interface()
 
     def functype(index: int) -> FuncType:
@@ -194,13 +208,7 @@ def _parse(wasm: bytes) -> Interface | None:
             raise ValueError(f"type {index} is not a function type")
         return ty
 
-    while top.pos < top.end:
-        section = top.byte()
-        size = top.uleb()
-        if top.pos + size > top.end:
-            raise ValueError("section runs past the end of the module")
-        r = _Reader(wasm, top.pos, top.pos + size)
-        top.pos += size
+    for section, _, r in _sections(wasm):
         if section == 1:  # types
             for _ in range(r.uleb()):
                 if r.pos < r.end and r.data[r.pos] == _REC:
@@ -545,18 +553,10 @@ def _expose(wasm: bytes) -> tuple[bytes, StateExports]:
         raise ValueError("not a wasm module")
     if wasm[4:8] != b"\x01\0\0\0":
         raise ValueError("not a core wasm module, version 1")
-    top = _Reader(wasm, 8)
     st = _State()
     seen: set[int] = set()
     last_rank = 0
-    while top.pos < top.end:
-        start = top.pos
-        section = top.byte()
-        size = top.uleb()
-        if top.pos + size > top.end:
-            raise ValueError("section runs past the end of the module")
-        r = _Reader(wasm, top.pos, top.pos + size)
-        top.pos += size
+    for section, start, r in _sections(wasm):
         if section == 0:
             continue
         rank = _SECTION_ORDER.get(section)
@@ -569,7 +569,7 @@ def _expose(wasm: bytes) -> tuple[bytes, StateExports]:
             raise ValueError(f"section id {section} out of order")
         last_rank = rank
         if rank < _SECTION_ORDER[_EXPORT_SECTION]:
-            st.insert_at = top.pos
+            st.insert_at = r.end
         reader = {2: _imports, 4: _tables, 5: _memories, 6: _globals, 9: _elements, 11: _data}
         if section == _EXPORT_SECTION:
             _exports(r, st, start)

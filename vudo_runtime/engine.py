@@ -39,6 +39,17 @@ class EngineSettings:
     opt_level: str = "speed"
     #: wasmtime's pooling allocator: pre-reserved instance slots (used by InstancePool).
     pooling: bool = False
+    #: Linear memories reserve only what they use: no 4 GiB reservation, so ~100,000 small
+    #: Spirits fit in one process; memory accesses get explicit bounds checks.
+    #:
+    #: Each memory is then one read-write anonymous mapping of exactly its size, which the
+    #: kernel merges with its neighbours, so 100,000 one-page memories take a few hundred
+    #: of the process's ``vm.max_map_count`` (65,530) mappings instead of 3 each. Memory
+    #: images (copy-on-write data segments) are off: a mapped image is a mapping of its
+    #: own per instance, so data segments are copied in at instantiation. ``memory.grow``
+    #: moves the memory (a new mapping and a copy) each time. Not combinable with
+    #: ``pooling`` (get_engine raises ValueError).
+    compact: bool = False
 
     @property
     def key(self) -> str:
@@ -46,6 +57,8 @@ class EngineSettings:
         return (
             f"wasmtime-{WASMTIME_VERSION};epoch;fuel={int(self.fuel)};opt={self.opt_level}"
             f";pooling={int(self.pooling and HAVE_POOLING)}"
+            # Only when set, so that the default engine's cache entries stay valid.
+            + (";compact=1" if self.compact else "")
         )
 
 
@@ -57,6 +70,16 @@ def get_engine(settings: EngineSettings = EngineSettings()) -> wasmtime.Engine:
     """The process-wide engine for ``settings`` (fuel metering needs its own engine)."""
     engine = _engines.get(settings)
     if engine is None:
+        if settings.compact and settings.pooling:
+            # The pooling allocator needs a reservation of at least a whole slot per memory
+            # (wasmtime aborts the process, from Engine(), on a smaller one): the opposite
+            # of compact, and its slots are few (POOL_INSTANCES) anyway.
+            raise ValueError(
+                "EngineSettings(compact=True, pooling=True): compact memories reserve no "
+                "address space ahead, the pooling allocator reserves a fixed slot of "
+                f"{POOL_MAX_MEMORY >> 20} MiB for each of its {POOL_INSTANCES} instances; "
+                "choose one"
+            )
         with _engines_lock:
             engine = _engines.get(settings)
             if engine is None:
@@ -65,6 +88,18 @@ def get_engine(settings: EngineSettings = EngineSettings()) -> wasmtime.Engine:
                 config.cranelift_opt_level = settings.opt_level
                 config.epoch_interruption = True
                 config.consume_fuel = settings.fuel
+                if settings.compact:
+                    # One RW mapping of exactly the memory's size, with no PROT_NONE
+                    # reservation or guard beside it, so that neighbours merge; a memory
+                    # image would add a file mapping per instance, which never merges.
+                    config.memory_reservation = 0
+                    config.memory_guard_size = 0
+                    config.memory_reservation_for_growth = 0
+                    config.memory_may_move = True  # memory.grow must move the memory
+                    config.memory_init_cow = False
+                    # signals_based_traps stays on: off, wasmtime would put memories on
+                    # the malloc heap, zeroed and resident from the start (64 KiB each),
+                    # and Spectre-hardened bounds checks would have to go.
                 if settings.pooling and HAVE_POOLING:
                     _enable_pooling(config)
                 engine = wasmtime.Engine(config)

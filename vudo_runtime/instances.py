@@ -35,6 +35,7 @@ from vudo_runtime.engine import (
 from vudo_runtime.errors import SpiritLoadError, root_cause
 from vudo_runtime.linking import HostBindings, LinkPlan, link
 from vudo_runtime.loa import HostContext, Loa
+from vudo_runtime.module import module_info
 from vudo_runtime.registry import LoaRegistry
 from vudo_runtime.threads import worker_pool
 
@@ -152,6 +153,7 @@ class InstanceManager:
         #: Idle instances kept ready: a worker thread tops them up after each acquire.
         self.warm = warm
         self._refilling = False
+        self.info = module_info(module)
         self.state: StateExports | None = state_of(module)
         interface = interface_of(module)
         #: Instantiating runs guest code (a start function), so it may take long.
@@ -180,9 +182,8 @@ class InstanceManager:
             inst = self._idle.pop()
         except IndexError:
             return self.instantiate(context, fuel=fuel, timeout=timeout)
-        bindings = HostBindings(self.plan, context)
-        bindings.bind_store(inst.address)
-        inst.bindings = bindings
+        assert inst.bindings is not None  # idle instances keep theirs, still registered
+        inst.bindings.rebind(context)
         if fuel is not None:
             inst.store.set_fuel(fuel)
         self.reused += 1
@@ -213,7 +214,7 @@ class InstanceManager:
         """Make instances until ``warm`` are idle (a pool's warm-up, off the event loop)."""
         try:
             while not self.closed and len(self._idle) < self.warm:
-                self._park(self.instantiate(HostContext("warm")))
+                self._idle.append(self.instantiate(HostContext("warm")))
         finally:
             self._refilling = False
 
@@ -226,26 +227,21 @@ class InstanceManager:
 
     def release(self, inst: Instance) -> None:
         """Take ``inst`` back from its user: reset and keep it, or discard it."""
-        if inst.bindings is not None:
-            inst.bindings.detach()
-            inst.bindings = None
+        bindings = inst.bindings
+        assert bindings is not None
+        bindings.context.attach(None)  # a context kept by a host function sees no Spirit
         clear_stop(inst.address)
         if self.closed or not inst.clean or len(self._idle) >= self.keep or not self._reset(inst):
+            bindings.detach()
             self.discarded += 1
             return
-        self._idle.append(inst)
+        self._idle.append(inst)  # its bindings stay registered: acquire rebinds them
 
     def close(self) -> None:
         """Discard the idle instances; instances in use are discarded when released."""
         self.closed = True
         while self._idle:
             self._idle.pop()
-
-    def _park(self, inst: Instance) -> None:
-        if inst.bindings is not None:
-            inst.bindings.detach()
-            inst.bindings = None
-        self._idle.append(inst)
 
     # ---- reset ----------------------------------------------------------------------
 

@@ -125,6 +125,14 @@ class HostBindings:
         self.context.address = address
         self.plan.instances[address] = self
 
+    def rebind(self, context: HostContext) -> None:
+        """Serve a new user of the same instance: its context, nothing of the last one."""
+        context.address = self.context.address
+        self.context = context
+        self.error = self.message = None
+        self.table = [None] * len(self.plan.imports)
+        self._provided = {}
+
     def detach(self) -> None:
         address = self.context.address
         if self.plan.instances.get(address) is self:

@@ -87,7 +87,13 @@ class InstancePool:
         granted, registry = resolve_grant(loas, registry)
         plan, pre = link(module, settings, self.name, granted, registry)
         self._manager = InstanceManager(
-            module, settings, plan, pre, max_memory=max_memory, keep=size, warm=self.warm
+            module,
+            settings,
+            plan,
+            pre,
+            max_memory=max_memory,
+            keep=size + self.warm,
+            warm=self.warm,
         )
         self.key = pool_key(wasm, fuel, max_memory, granted)
         self._in_use = 0

@@ -121,7 +121,8 @@ class Spirit:
         # a cancelled await stops exactly that call, never the next one.
         self._ctl = threading.Lock()
         self._running: threading.Event | None = None
-        self._info = module_info(self.module)
+        manager = instance.manager
+        self._info = manager.info if manager is not None else module_info(self.module)
         self._unchecked = unchecked
         # Exports and memory are bound on first use: a fresh instance costs microseconds.
         self._funcs: dict[str, _Export] = {}
@@ -177,8 +178,7 @@ class Spirit:
     ) -> Spirit:
         """Load with ``manager`` (from :func:`ready_manager`) or the one ``source`` needs."""
         if manager is None:
-            key = _recipe_key(source, opts)
-            manager = _recipes.get(key) if key is not None and not pools_open() else None
+            manager, key = (None, None) if pools_open() else _lookup(source, opts)
             if manager is None:
                 manager = _manager(source, opts)
                 if key is not None and not pools_open():
@@ -769,12 +769,19 @@ def _recipe_key(source: Source, opts: SpiritOptions) -> tuple[Any, ...] | None:
     version = loas.version if isinstance(loas, LoaRegistry) else registry.version
     # Another cache directory asks for an entry there; a cleared cache for a fresh start.
     fuel, limit, cache = opts.fuel is not None, opts.max_memory, opts.cache
-    key = (src, loas, registry, version, fuel, limit, opts.unchecked, cache, generation())
+    return (src, loas, registry, version, fuel, limit, opts.unchecked, cache, generation())
+
+
+def _lookup(source: Source, opts: SpiritOptions) -> tuple[InstanceManager | None, Any]:
+    """The manager a load like this one resolved to before, and the key to file it under
+    (None when the options cannot be a key: ``loas=`` given as a set or a generator)."""
+    key = _recipe_key(source, opts)
+    if key is None:
+        return None, None
     try:
-        hash(key)
-    except TypeError:  # e.g. loas= given as a set or a generator
-        return None
-    return key
+        return _recipes.get(key), key
+    except TypeError:
+        return None, None
 
 
 def _manager(source: Source, opts: SpiritOptions) -> InstanceManager:
@@ -803,8 +810,7 @@ def ready_manager(source: Source, opts: SpiritOptions) -> InstanceManager | None
     event loop thread: no file to read, nothing to compile, no start function to run."""
     if pools_open():
         return None
-    key = _recipe_key(source, opts)
-    manager = _recipes.get(key) if key is not None else None
+    manager, _ = _lookup(source, opts)
     if manager is not None and not manager.closed and (manager.idle or not manager.has_start):
         return manager
     return None
