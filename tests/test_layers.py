@@ -18,9 +18,10 @@ PACKAGE = Path(__file__).parent.parent / "vudo_runtime"
 LAYERS: list[set[str]] = [
     {"errors", "threads", "_binary", "protocols"},
     {"engine", "_native", "scalars"},
-    {"cache", "module", "options", "layout", "codec"},
+    {"cache", "module", "options", "layout", "codec", "signing", "manifest"},
     {"heap", "memory"},
-    {"loa", "loas", "loas.core", "loas.messaging", "loas.state", "registry", "linking"},
+    {"loa", "loas", "loas.core", "loas.messaging", "loas.state", "loas.wasi"},
+    {"registry", "linking"},
     {"instances"},
     {"spirit"},
     {"pool", "facade", "seance"},

@@ -66,25 +66,25 @@ def _mine(provides: Any = None) -> Loa:
 
 def test_registry_starts_with_the_builtins() -> None:
     registry = LoaRegistry()
-    assert registry.names() == ["core", "messaging", "state"]
-    assert len(registry) == 3
+    assert registry.names() == ["core", "messaging", "state", "wasi"]
+    assert len(registry) == 4
     assert "core" in registry and "mine" not in registry
     assert [loa.name for loa in registry] == registry.names()
     assert registry.get("core").version == "0.1.0"
-    assert repr(registry) == "LoaRegistry(['core', 'messaging', 'state'])"
+    assert repr(registry) == "LoaRegistry(['core', 'messaging', 'state', 'wasi'])"
 
 
 def test_registry_register_get_unregister() -> None:
     registry = LoaRegistry()
     mine = _mine()
     assert registry.register(mine) is mine
-    assert "mine" in registry and len(registry) == 4
+    assert "mine" in registry and len(registry) == 5
     assert registry.get("mine") is mine
     assert registry.names()[-1] == "mine"
     registry.unregister("mine")
-    assert "mine" not in registry and len(registry) == 3
+    assert "mine" not in registry and len(registry) == 4
     registry.unregister("state")  # built-ins other than core may go
-    assert registry.names() == ["core", "messaging"]
+    assert registry.names() == ["core", "messaging", "wasi"]
 
 
 def test_registry_errors() -> None:
@@ -97,7 +97,7 @@ def test_registry_errors() -> None:
         registry.unregister("core")
     with pytest.raises(KeyError, match="no Loa named 'nope'"):
         registry.unregister("nope")
-    with pytest.raises(KeyError, match="registered: core, messaging, state, mine"):
+    with pytest.raises(KeyError, match="registered: core, messaging, state, wasi, mine"):
         registry.get("nope")
     with pytest.raises(TypeError, match="expected a Loa"):
         registry.register("mine")  # type: ignore[arg-type]
@@ -445,7 +445,6 @@ def test_missing_imports_are_all_listed_with_signatures_and_hints() -> None:
       (import "loa" "vudo_print" (func (param i64 i64)))
       (import "env" "nobody_has_this" (func (param f32) (result f64)))
       (import "vudo" "vudo_send" (func (param i32) (result i32)))
-      (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
       (import "env" "table" (table 1 funcref)))"""
     with pytest.raises(MissingImportError) as info:
         load(text, name="needy")
@@ -455,7 +454,6 @@ def test_missing_imports_are_all_listed_with_signatures_and_hints() -> None:
         "loa.vudo_print: (i64, i64) -> ()",
         "env.nobody_has_this: (f32) -> (f64)",
         "vudo.vudo_send: (i32) -> (i32)",
-        "wasi_snapshot_preview1.fd_write: (i32, i32, i32, i32) -> (i32)",
         "env.table: table",
     ]
     assert err.hints == [
@@ -463,7 +461,7 @@ def test_missing_imports_are_all_listed_with_signatures_and_hints() -> None:
         "Loa 'messaging' provides vudo_send but not with signature (i32) -> (i32)",
     ]
     message = str(err)
-    assert "Spirit 'needy' has 5 unmet import(s)" in message
+    assert "Spirit 'needy' has 4 unmet import(s)" in message
     for line in err.missing:
         assert f"  {line}" in message
     assert "hint: Loa 'core' provides vudo_print" in message

@@ -17,6 +17,7 @@ from vudo_runtime.errors import (
     PoolTimeout,
     SeanceError,
     SpiritClosedError,
+    SpiritExit,
     SpiritInterrupted,
     SpiritLoadError,
     SpiritTimeout,
@@ -27,7 +28,7 @@ from vudo_runtime.facade import GeneHandle, SpiritFacade
 from vudo_runtime.instances import Instance, InstanceManager
 from vudo_runtime.layout import EnumType, Field, GeneLayout
 from vudo_runtime.loa import HostContext, HostFunction, Loa, host_function
-from vudo_runtime.loas import Effect, Message
+from vudo_runtime.loas import Effect, Message, Preopen, WasiOptions
 from vudo_runtime.memory import HEAP_END, MemoryManager
 from vudo_runtime.module import Signature
 from vudo_runtime.options import SpiritOptions
@@ -73,11 +74,13 @@ __all__ = [
     "NoMemoryError",
     "PoolStats",
     "PoolTimeout",
+    "Preopen",
     "Seance",
     "SeanceError",
     "Signature",
     "Spirit",
     "SpiritClosedError",
+    "SpiritExit",
     "SpiritFacade",
     "SpiritInterrupted",
     "SpiritLoadError",
@@ -85,6 +88,7 @@ __all__ = [
     "SpiritTimeout",
     "SpiritTrap",
     "VudoError",
+    "WasiOptions",
     "WasmSignature",
     "host_function",
     "load_spirit",

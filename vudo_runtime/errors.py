@@ -97,6 +97,17 @@ class SpiritInterrupted(SpiritTrap):
     """The call was stopped by ``Spirit.interrupt()``."""
 
 
+class SpiritExit(SpiritTrap):
+    """A WASI program called ``proc_exit``; ``status`` is its exit code.
+
+    ``Spirit.run`` returns the code instead; any other call that exits raises this.
+    """
+
+    def __init__(self, status: int, *, spirit: str = "", function: str = "") -> None:
+        self.status = status
+        super().__init__(f"exited with status {status}", spirit=spirit, function=function)
+
+
 class BusTimeout(VudoError, TimeoutError):
     """No message arrived on the bus within ``receive(..., timeout=)``."""
 
@@ -163,3 +174,23 @@ def root_cause(text: str) -> tuple[str, str]:
         return "", ""
     causes = lines[lines.index("Caused by:") + 1 :] if "Caused by:" in lines else lines
     return lines[0], re.sub(r"^\d+:\s*", "", causes[-1]) if causes else lines[0]
+
+
+class SignatureError(SpiritLoadError):
+    """A Spirit's signature, signature section or key file could not be read or trusted."""
+
+
+class UnsignedSpiritError(SignatureError):
+    """The Spirit carries no signature, and the trust policy requires one."""
+
+
+class UnknownKeyError(SignatureError):
+    """The Spirit is signed by a key the trust policy does not list."""
+
+
+class TamperedSpiritError(SignatureError):
+    """The signature does not verify: the module or its manifest changed after signing."""
+
+
+class ManifestError(SpiritLoadError):
+    """A spirit.toml manifest is unreadable or invalid, or asks for what the host refuses."""

@@ -21,6 +21,7 @@ from vudo_runtime.spirit import Spirit
 
 if TYPE_CHECKING:
     from vudo_runtime.cache import CacheOption
+    from vudo_runtime.loas.wasi import WasiOptions
     from vudo_runtime.registry import LoaGrant, LoaRegistry
 
 __all__ = ["GeneHandle", "SpiritFacade", "allocated", "gene_memory"]
@@ -87,6 +88,8 @@ class SpiritFacade:
         seance: Any = None,
         registry: LoaRegistry | None = None,
         unchecked: bool = True,
+        wasi: WasiOptions | None = None,
+        compact: bool = False,
     ) -> Self:
         """Load the Spirit (options as for ``load_spirit``) behind this facade."""
         return cls(await Spirit._load(source, SpiritOptions.of(options, locals())))

@@ -35,9 +35,12 @@ from vudo_runtime.engine import (
 from vudo_runtime.errors import SpiritLoadError, root_cause
 from vudo_runtime.linking import HostBindings, LinkPlan, link
 from vudo_runtime.loa import HostContext, Loa
+from vudo_runtime.loas.wasi import WasiOptions
 from vudo_runtime.module import module_info
 from vudo_runtime.registry import LoaRegistry
 from vudo_runtime.threads import worker_pool
+
+_NO_WASI = WasiOptions()
 
 #: Idle instances a manager keeps for reuse; more are discarded on release.
 KEEP = 16
@@ -92,6 +95,15 @@ def new_store(
     return store, address
 
 
+def _apply_wasi(wasi: WasiOptions, store: wasmtime.Store, name: str) -> None:
+    try:
+        wasi.apply(store, name)
+    except (ValueError, OSError, wasmtime.WasmtimeError) as exc:
+        raise SpiritLoadError(
+            f"Spirit {name!r}: its WASI options cannot be applied: {exc}"
+        ) from exc
+
+
 def instantiate(
     module: wasmtime.Module,
     pre: wasmtime.InstancePre,
@@ -102,9 +114,13 @@ def instantiate(
     timeout: float | None = None,
     fuel: int | None = None,
     max_memory: int | None = None,
+    wasi: WasiOptions | None = None,
 ) -> Instance:
-    """A fresh instance of an already linked module, in a Store of its own."""
+    """A fresh instance of an already linked module, in a Store of its own; with ``wasi``,
+    a WASI state of its own made from those options."""
     store, address = new_store(settings, max_memory=max_memory, fuel=fuel)
+    if wasi is not None:
+        _apply_wasi(wasi, store, name)
     if bindings is not None:
         bindings.bind_store(address)
     if timeout is not None:  # a start function is bounded like a call
@@ -173,16 +189,31 @@ class InstanceManager:
         return self.state is not None and self.state.resettable
 
     def acquire(
-        self, context: HostContext, *, fuel: int | None = None, timeout: float | None = None
+        self,
+        context: HostContext,
+        *,
+        fuel: int | None = None,
+        timeout: float | None = None,
+        wasi: WasiOptions | None = None,
     ) -> Instance:
-        """An instance for a new user: a warm one when there is one, else a fresh one."""
+        """An instance for a new user: a warm one when there is one, else a fresh one.
+
+        A WASI module's instance gets a WASI state of its own from ``wasi`` (default: no
+        arguments, no directories, empty stdin, this process's stdout and stderr).
+        """
+        if self.plan.wasi and wasi is None:
+            wasi = _NO_WASI
+        elif not self.plan.wasi:
+            wasi = None
         if self.warm:
             self._schedule_refill()
         try:
             inst = self._idle.pop()
         except IndexError:
-            return self.instantiate(context, fuel=fuel, timeout=timeout)
+            return self.instantiate(context, fuel=fuel, timeout=timeout, wasi=wasi)
         assert inst.bindings is not None  # idle instances keep theirs, still registered
+        if wasi is not None:  # a fresh WASI state: no open files of the last user
+            _apply_wasi(wasi, inst.store, context.spirit_name)
         inst.bindings.rebind(context)
         if fuel is not None:
             inst.store.set_fuel(fuel)
@@ -190,9 +221,16 @@ class InstanceManager:
         return inst
 
     def instantiate(
-        self, context: HostContext, *, fuel: int | None = None, timeout: float | None = None
+        self,
+        context: HostContext,
+        *,
+        fuel: int | None = None,
+        timeout: float | None = None,
+        wasi: WasiOptions | None = None,
     ) -> Instance:
         """A fresh instance (the first one also gives the snapshot reused ones get back)."""
+        if wasi is None and self.plan.wasi:
+            wasi = _NO_WASI
         inst = instantiate(
             self.module,
             self.pre,
@@ -202,6 +240,7 @@ class InstanceManager:
             timeout=timeout,
             fuel=fuel,
             max_memory=self.max_memory,
+            wasi=wasi,
         )
         inst.manager = self
         with self._lock:
@@ -265,7 +304,9 @@ class InstanceManager:
             size = table.size(store)
             if size > RESET_MAX_TABLE:
                 return None
-            tables.append([table.get(store, i) for i in range(size)])
+            items = [table.get(store, i) for i in range(size)]
+            # wasmtime-py reads a null reference as a Val it cannot write back: use None
+            tables.append([v.value if isinstance(v, wasmtime.Val) else v for v in items])
         values = [g.value(store) for g in self._exports(inst, state.globals)]
         return _Snapshot(images, values, tables)
 

@@ -25,6 +25,7 @@ from vudo_runtime.errors import (
     VudoError,
 )
 from vudo_runtime.loa import LOA_MODULES, HostContext, HostFunction, Loa, variants
+from vudo_runtime.loas.wasi import WASI_MODULES
 from vudo_runtime.module import Signature
 from vudo_runtime.registry import LoaRegistry
 
@@ -42,11 +43,18 @@ class LinkPlan:
     """A module linked against granted Loas: one linker, one InstancePre, many instances."""
 
     def __init__(
-        self, module: wasmtime.Module, settings: EngineSettings, imports: Sequence[_Import]
+        self,
+        module: wasmtime.Module,
+        settings: EngineSettings,
+        imports: Sequence[_Import],
+        *,
+        wasi: bool = False,
     ) -> None:
         self.module = module
         self.settings = settings
         self.imports = tuple(imports)
+        #: Its WASI imports are met by wasmtime's WASI: each instance needs a WasiConfig.
+        self.wasi = wasi
         self.has_async = any(i.variant.is_async for i in imports)
         # store context address -> that instance's bindings, one map per plan so that two
         # modules linked into one store (a Ghost) each find their own instance; weak, so a
@@ -223,8 +231,18 @@ def plan_link(
     denied: list[str] = []
     to_grant: list[str] = []
     declared: dict[tuple[str, str], Signature] = {}
+    wasi = False
     for imp in module.imports:
         if links and imp.module in links:
+            continue
+        if imp.module in WASI_MODULES:
+            if any(loa.name == "wasi" for loa in granted):
+                wasi = True
+            elif "wasi" in registry:
+                denied.append(f"{_describe(imp)} is WASI, and the Loa 'wasi' is not granted")
+                to_grant.append("wasi")
+            else:
+                missing.append(_describe(imp))
             continue
         ty = imp.type
         if imp.module not in LOA_MODULES or not isinstance(ty, wasmtime.FuncType) or not imp.name:
@@ -272,8 +290,10 @@ def plan_link(
         )
     if missing:
         raise MissingImportError(spirit, missing, hints)
-    plan = LinkPlan(module, settings, imports)
+    plan = LinkPlan(module, settings, imports, wasi=wasi)
     linker = wasmtime.Linker(get_engine(settings))
+    if wasi:
+        linker.define_wasi()
     on_error = _error_hook(plan.instances)
     for slot, bound in enumerate(plan.imports):
         _native.define_host_func(

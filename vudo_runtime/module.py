@@ -91,7 +91,7 @@ def source_key(source: Source) -> Hashable | None:
     return None
 
 
-def known_wasm(source: Source, fuel: bool) -> bytes | None:
+def known_wasm(source: Source, settings: EngineSettings) -> bytes | None:
     """The wasm of ``source`` when loading it needs no file read and no compilation (it is
     cheap enough for the event loop thread), else None."""
     if isinstance(source, bytes | bytearray | memoryview):
@@ -103,7 +103,7 @@ def known_wasm(source: Source, fuel: bool) -> bytes | None:
             return None
     else:
         return None
-    return wasm if wasm is not None and is_compiled(wasm, EngineSettings(fuel=fuel)) else None
+    return wasm if wasm is not None and is_compiled(wasm, settings) else None
 
 
 def _to_wasm(data: bytes, label: str) -> bytes:

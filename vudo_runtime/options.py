@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from vudo_runtime.engine import check_timeout
+from vudo_runtime.engine import EngineSettings, check_timeout
 
 if TYPE_CHECKING:
     from vudo_runtime.cache import CacheOption
+    from vudo_runtime.loas.wasi import WasiOptions
     from vudo_runtime.registry import LoaGrant, LoaRegistry
 
 CallMode = Literal["auto", "inline", "thread"]
@@ -45,7 +46,10 @@ class SpiritOptions:
     ``timeout`` (seconds per call), ``fuel`` (budget per call), ``max_memory`` (bytes),
     ``mode`` (``auto``/``inline``/``thread``), ``stdout`` (file or callable for
     vudo_print), ``on_effect`` (callback for effects), ``seance`` (the Séance it belongs
-    to), ``registry`` (where Loa names are looked up), ``unchecked`` (the fast call path).
+    to), ``registry`` (where Loa names are looked up), ``unchecked`` (the fast call path),
+    ``wasi`` (what a WASI program sees: :class:`~vudo_runtime.WasiOptions`), ``compact``
+    (memories reserve only what they use, for ~100,000 small Spirits in one process; see
+    README, "Many small Spirits").
     """
 
     name: str | None = None
@@ -60,6 +64,13 @@ class SpiritOptions:
     seance: Any = None
     registry: LoaRegistry | None = None
     unchecked: bool = True
+    wasi: WasiOptions | None = None
+    compact: bool = False
+
+    @property
+    def engine(self) -> EngineSettings:
+        """The engine these options need: fuel metering and compact memories are its own."""
+        return EngineSettings(fuel=self.fuel is not None, compact=self.compact)
 
     @classmethod
     def of(

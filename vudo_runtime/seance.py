@@ -22,6 +22,7 @@ from vudo_runtime.linking import plan_link
 from vudo_runtime.loa import HostContext
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
 from vudo_runtime.loas.state import SharedState
+from vudo_runtime.loas.wasi import WasiOptions
 from vudo_runtime.module import Source, known_wasm, read_source
 from vudo_runtime.options import CallMode, SpiritOptions
 from vudo_runtime.registry import LoaGrant, LoaRegistry, default_registry, resolve_grant
@@ -141,6 +142,8 @@ class Seance:
         on_effect: Callable[..., Any] | None = None,
         restart: Restart = "never",
         cache: CacheOption = True,
+        wasi: WasiOptions | None = None,
+        compact: bool = False,
     ) -> Spirit:
         """Load ``source`` as member ``name``; ``links`` meets import modules with members.
 
@@ -161,6 +164,7 @@ class Seance:
         # costs more than the rest of a summon of a known Spirit).
         key: tuple[Any, ...] | None
         key = (name, options, loas, timeout, fuel, max_memory, mode, stdout, on_effect, cache)
+        key += (wasi, compact)
         opts: SpiritOptions | None
         try:
             opts = self._options.get(key)
@@ -196,7 +200,7 @@ class Seance:
         if not links:  # known and cached: cheaper than a thread hop
             if (manager := ready_manager(source, opts)) is not None:
                 return Spirit._load_sync(source, opts, manager)
-            if (wasm := known_wasm(source, opts.fuel is not None)) is not None:
+            if (wasm := known_wasm(source, opts.engine)) is not None:
                 return Spirit._load_sync(wasm, opts)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(

@@ -18,7 +18,6 @@ from vudo_runtime import _native
 from vudo_runtime.cache import CacheOption, compile_module, generation
 from vudo_runtime.engine import (
     LOOP_STALL,
-    EngineSettings,
     begin_call,
     clear_stop,
     end_call,
@@ -32,6 +31,7 @@ from vudo_runtime.errors import (
     MemoryAccessError,
     NoMemoryError,
     SpiritClosedError,
+    SpiritExit,
     SpiritInterrupted,
     SpiritTimeout,
     SpiritTrap,
@@ -64,6 +64,7 @@ from vudo_runtime.registry import LoaRegistry, default_registry, resolve_grant
 from vudo_runtime.threads import owns, running_loop, stack, worker_pool
 
 if TYPE_CHECKING:
+    from vudo_runtime.loas.wasi import WasiOptions
     from vudo_runtime.registry import LoaGrant
 
 T = TypeVar("T")
@@ -168,6 +169,8 @@ class Spirit:
         seance: Any = None,
         registry: LoaRegistry | None = None,
         unchecked: bool = True,
+        wasi: WasiOptions | None = None,
+        compact: bool = False,
     ) -> Spirit:
         """Load and instantiate a Spirit without an event loop (see :func:`load_spirit`)."""
         return cls._load_sync(source, SpiritOptions.of(options, locals()))
@@ -189,7 +192,7 @@ class Spirit:
         context = HostContext(
             spirit_name, stdout=opts.stdout, on_effect=opts.on_effect, seance=opts.seance
         )
-        instance = manager.acquire(context, fuel=opts.fuel, timeout=opts.timeout)
+        instance = manager.acquire(context, fuel=opts.fuel, timeout=opts.timeout, wasi=opts.wasi)
         return cls(
             instance,
             name=spirit_name,
@@ -217,6 +220,8 @@ class Spirit:
         seance: Any = None,
         registry: LoaRegistry | None = None,
         unchecked: bool = True,
+        wasi: WasiOptions | None = None,
+        compact: bool = False,
     ) -> Spirit:
         """Load a Spirit; reading and compiling (when not cached) run on a worker thread."""
         return await cls._load(source, SpiritOptions.of(options, locals()))
@@ -225,7 +230,7 @@ class Spirit:
     async def _load(cls, source: Source, opts: SpiritOptions) -> Spirit:
         if (manager := ready_manager(source, opts)) is not None:
             return cls._load_sync(source, opts, manager)  # microseconds: no thread hop
-        if (wasm := known_wasm(source, opts.fuel is not None)) is not None:
+        if (wasm := known_wasm(source, opts.engine)) is not None:
             if opts.name is None:
                 opts = attrs.evolve(opts, name=default_name(source))
             return cls._load_sync(wasm, opts)  # microseconds: a thread hop costs more
@@ -393,6 +398,26 @@ class Spirit:
         finally:
             self._in_flight -= 1
 
+    async def run(self, *, timeout: float | None = None, mode: CallMode | None = None) -> int:
+        """Run a WASI program (its ``_start``) to the end; returns its exit status.
+
+        Its arguments, environment, directories and streams are the ``wasi=`` options it
+        was loaded with. A program that returns from ``_start`` exits with 0.
+        """
+        try:
+            await self.call("_start", timeout=timeout, mode=mode)
+        except SpiritExit as exc:
+            return exc.status
+        return 0
+
+    def run_sync(self, *, timeout: float | None = None) -> int:
+        """:meth:`run` without an event loop."""
+        try:
+            self.call_sync("_start", timeout=timeout)
+        except SpiritExit as exc:
+            return exc.status
+        return 0
+
     def interrupt(self) -> bool:
         """Stop the call running in this Spirit within one epoch tick; safe from any thread.
 
@@ -517,6 +542,8 @@ class Spirit:
         self, fn: str, exc: wasmtime.Trap | wasmtime.WasmtimeError, limit: float | None
     ) -> BaseException:
         self._inst.clean = False  # what a trap left behind is not reset away safely
+        if isinstance(exc, wasmtime.ExitTrap):
+            return SpiritExit(exc.code, spirit=self.name, function=fn)
         reason = take_stop(self._address)
         if reason is not None:
             return self._stop_error(fn, reason, limit)
@@ -768,8 +795,9 @@ def _recipe_key(source: Source, opts: SpiritOptions) -> tuple[Any, ...] | None:
         loas = tuple(loas)
     version = loas.version if isinstance(loas, LoaRegistry) else registry.version
     # Another cache directory asks for an entry there; a cleared cache for a fresh start.
-    fuel, limit, cache = opts.fuel is not None, opts.max_memory, opts.cache
-    return (src, loas, registry, version, fuel, limit, opts.unchecked, cache, generation())
+    engine = (opts.fuel is not None, opts.compact)
+    limit, cache = opts.max_memory, opts.cache
+    return (src, loas, registry, version, engine, limit, opts.unchecked, cache, generation())
 
 
 def _lookup(source: Source, opts: SpiritOptions) -> tuple[InstanceManager | None, Any]:
@@ -792,7 +820,7 @@ def _manager(source: Source, opts: SpiritOptions) -> InstanceManager:
     # pooled instances use the fast path).
     if opts.unchecked and (pooled := shared_manager(wasm, opts.fuel, opts.max_memory, grant)):
         return pooled
-    settings = EngineSettings(fuel=opts.fuel is not None)
+    settings = opts.engine
     module = compile_module(wasm, settings, cache=opts.cache, source=label)
     return manager_for(
         module,
@@ -837,6 +865,8 @@ async def load_spirit(
     seance: Any = None,
     registry: LoaRegistry | None = None,
     unchecked: bool = True,
+    wasi: WasiOptions | None = None,
+    compact: bool = False,
 ) -> Spirit:
     """Load a Spirit from a path, bytes (wasm or WAT) or PathLike.
 
