@@ -9,6 +9,9 @@ the leaves are timed. The report gives the time per member at N = 1,000 and 10,0
 of ``--repeat`` runs) and their ratio: a leave that costs the same whatever the size of
 the bus gives a ratio close to 1, one that scans every queue gives about 10.
 
+``dismiss`` times a whole ``Seance.dismiss()`` of N summoned Spirits with the same
+messages pending: bus membership, queues and the Spirits' instances released.
+
 ``scanning`` is the bus's former ``leave`` (a scan of every queue key), copied here as a
 baseline; ``indexed`` is :class:`vudo_runtime.loas.messaging.MessageBus` as it is now.
 """
@@ -16,6 +19,7 @@ baseline; ``indexed`` is :class:`vudo_runtime.loas.messaging.MessageBus` as it i
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import gc
 import threading
@@ -23,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from vudo_runtime import Message
+from vudo_runtime import Message, Seance
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, MessageBus
 
 SIZES = (1_000, 10_000)
@@ -86,6 +90,33 @@ def time_leaves(make: Callable[[], _Bus], n: int) -> float:
         gc.enable()
 
 
+SMALL_SPIRIT = b'(module (memory (export "memory") 1) (func (export "noop")))'
+
+
+def time_dismiss(n: int) -> float:
+    """Seconds for ``Seance.dismiss()`` of ``n`` summoned Spirits, two messages pending
+    for each (releasing their instances included)."""
+
+    async def run() -> float:
+        seance = Seance()
+        names = [f"spirit-{i}" for i in range(n)]
+        for name in names:
+            await seance.summon(name, SMALL_SPIRIT, compact=True)
+        for i, name in enumerate(names):
+            assert seance.send(name, names[(i + 1) % n], b"ping", 0)
+            assert seance.send(name, names[(i + 2) % n], b"pong", 1)
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            await seance.dismiss()
+            return time.perf_counter() - start
+        finally:
+            gc.enable()
+
+    return asyncio.run(run())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bus", description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="runs per size (best is kept)")
@@ -99,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         per = [min(time_leaves(make, n) for _ in range(max(1, args.repeat))) / n for n in SIZES]
         cells = "".join(f"{p * 1e6:>11.2f} us" for p in per)
         print(f"{label:<10}{cells}{per[-1] / per[0]:>9.2f}x")
+    # The whole Séance: bus membership, pending messages and the instances released.
+    per = [min(time_dismiss(n) for _ in range(max(1, args.repeat // 2))) / n for n in SIZES]
+    cells = "".join(f"{p * 1e6:>11.2f} us" for p in per)
+    print(f"{'dismiss':<10}{cells}{per[-1] / per[0]:>9.2f}x   (Seance.dismiss, per Spirit)")
 
 
 if __name__ == "__main__":

@@ -48,38 +48,28 @@ WAT = r"""
 _SCRIPT = textwrap.dedent(
     """
     import json, random, sys, threading, time
-    import wasmtime
-    from vudo_runtime.engine import EngineSettings, get_engine
+    from vudo_runtime import Spirit
 
-    wat, compact, live = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
+    wat, compact, live = sys.argv[1].encode(), sys.argv[2] == "1", int(sys.argv[3])
     rng = random.Random(20240601)
 
     def mappings():
         with open("/proc/self/maps", "rb") as f:
             return sum(1 for _ in f)
 
-    engine = get_engine(EngineSettings(compact=compact))
-    pre = wasmtime.Linker(engine).instantiate_pre(wasmtime.Module(engine, wasmtime.wat2wasm(wat)))
     report = {"start_maps": mappings()}
 
-    def spawn():
-        store = wasmtime.Store(engine)
-        store.set_epoch_deadline(1 << 62)  # no ticker runs here: never interrupted
-        return store, pre.instantiate(store)
-
     def check(spirit, tag):
-        store, instance = spirit
-        ex = instance.exports(store)
-        assert ex["add"](store, 40, 2) == 42, tag
-        assert ex["peek"](store, 1024) == ord("v"), tag  # the data segment is there
-        g = ex["g"].value(store)  # 7 until bumped: each instance has its own global
-        assert ex["bump"](store) == g + 1 and ex["g"].value(store) == g + 1, tag
-        ex["poke"](store, 60000, 0x01020304)
-        assert ex["peek"](store, 60000) == 4, tag
+        assert spirit.call_sync("add", 40, 2) == 42, tag
+        assert spirit.call_sync("peek", 1024) == ord("v"), tag  # its data segment is there
+        g = spirit.call_sync("bump")  # each Spirit has its own global
+        assert spirit.call_sync("bump") == g + 1, tag
+        spirit.call_sync("poke", 60000, 0x01020304)
+        assert spirit.call_sync("peek", 60000) == 4, tag
 
     def in_fresh_thread(spirit, tag):
         # A thread's first call into wasm maps its signal stack: with no mappings left
-        # wasmtime aborts the process there.
+        # wasmtime would abort the process there.
         errors = []
         def run():
             try:
@@ -94,8 +84,8 @@ _SCRIPT = textwrap.dedent(
     def make(count, first):
         for i in range(first, first + count):
             try:
-                spirits[i] = spawn()
-            except wasmtime.WasmtimeError as exc:
+                spirits[i] = Spirit.load_sync(wat, compact=compact, cache=False)
+            except Exception as exc:
                 print(json.dumps({"failed_at": len(spirits), "maps": mappings(),
                                   "error": str(exc).splitlines()[0]}), flush=True)
                 raise SystemExit(3)
@@ -108,26 +98,25 @@ _SCRIPT = textwrap.dedent(
     in_fresh_thread(spirits[rng.randrange(live)], "after the first batch")
     check(spirits[0], "main thread")
 
-    doomed = rng.sample(sorted(spirits), live // 2)  # free a random half
+    doomed = rng.sample(sorted(spirits), live // 2)  # release a random half
     for i in doomed:
-        del spirits[i]
+        spirits.pop(i).close()
     report["half_freed_maps"] = mappings()
     in_fresh_thread(spirits[rng.choice(sorted(spirits))], "after freeing half")
 
     make(live // 2, live)  # and as many again: live is back at the peak
     report["refilled_maps"] = mappings()
     newest = spirits[live + live // 2 - 1]
-    store, instance = newest
-    assert instance.exports(store)["g"].value(store) == 7
+    assert newest.call_sync("bump") == 8  # fresh (or reset): its global starts at 7
     in_fresh_thread(newest, "after refilling")
-    assert instance.exports(store)["grow"](store, 3) == 1  # the memory moves: 4 pages
-    assert instance.exports(store)["peek"](store, 1024) == ord("v")
-    assert instance.exports(store)["peek"](store, 60000) == 4
+    assert newest.call_sync("grow", 3) == 1  # the memory moves: 4 pages
+    assert newest.call_sync("peek", 1024) == ord("v")
+    assert newest.call_sync("peek", 60000) == 4
 
     order = list(spirits)
     rng.shuffle(order)
-    for i in order:  # free everything, in random order
-        del spirits[i]
+    for i in order:  # release everything, in random order
+        spirits.pop(i).close()
     report["end_maps"] = mappings()
     report["total_s"] = round(time.perf_counter() - began, 2)
     print(json.dumps(report), flush=True)
@@ -151,7 +140,7 @@ def run_scale(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/maps")
-def test_100k_live_compact_spirits_are_made_called_freed_and_the_process_exits() -> None:
+def test_100k_live_compact_spirits_are_loaded_called_released_and_the_process_exits() -> None:
     proc = run_scale(compact=True)
     assert proc.returncode == 0, (proc.returncode, proc.stdout[-2000:], proc.stderr[-4000:])
     assert "panicked" not in proc.stderr, proc.stderr[-4000:]

@@ -10,18 +10,23 @@ from vudo_runtime.errors import (
     FuelExhausted,
     GuestPanic,
     LayoutError,
+    ManifestError,
     MemoryAccessError,
     MemoryClosedError,
     MissingImportError,
     NoMemoryError,
     PoolTimeout,
     SeanceError,
+    SignatureError,
     SpiritClosedError,
     SpiritExit,
     SpiritInterrupted,
     SpiritLoadError,
     SpiritTimeout,
     SpiritTrap,
+    TamperedSpiritError,
+    UnknownKeyError,
+    UnsignedSpiritError,
     VudoError,
 )
 from vudo_runtime.facade import GeneHandle, SpiritFacade
@@ -29,12 +34,14 @@ from vudo_runtime.instances import Instance, InstanceManager
 from vudo_runtime.layout import EnumType, Field, GeneLayout
 from vudo_runtime.loa import HostContext, HostFunction, Loa, host_function
 from vudo_runtime.loas import Effect, Message, Preopen, WasiOptions
+from vudo_runtime.manifest import HostPolicy, Manifest, load_manifest
 from vudo_runtime.memory import HEAP_END, MemoryManager
 from vudo_runtime.module import Signature
 from vudo_runtime.options import SpiritOptions
 from vudo_runtime.pool import InstancePool, PoolStats
 from vudo_runtime.registry import LoaRegistry
 from vudo_runtime.seance import Ghost, Seance
+from vudo_runtime.signing import TrustPolicy
 from vudo_runtime.spirit import Spirit, load_spirit
 
 #: The one function type: what an export has and what a host function declares.
@@ -60,12 +67,15 @@ __all__ = [
     "GuestPanic",
     "HostContext",
     "HostFunction",
+    "HostPolicy",
     "Instance",
     "InstanceManager",
     "InstancePool",
     "LayoutError",
     "Loa",
     "LoaRegistry",
+    "Manifest",
+    "ManifestError",
     "MemoryAccessError",
     "MemoryClosedError",
     "MemoryManager",
@@ -78,6 +88,7 @@ __all__ = [
     "Seance",
     "SeanceError",
     "Signature",
+    "SignatureError",
     "Spirit",
     "SpiritClosedError",
     "SpiritExit",
@@ -87,9 +98,14 @@ __all__ = [
     "SpiritOptions",
     "SpiritTimeout",
     "SpiritTrap",
+    "TamperedSpiritError",
+    "TrustPolicy",
+    "UnknownKeyError",
+    "UnsignedSpiritError",
     "VudoError",
     "WasiOptions",
     "WasmSignature",
     "host_function",
+    "load_manifest",
     "load_spirit",
 ]

@@ -22,7 +22,9 @@ from vudo_runtime.spirit import Spirit
 if TYPE_CHECKING:
     from vudo_runtime.cache import CacheOption
     from vudo_runtime.loas.wasi import WasiOptions
+    from vudo_runtime.manifest import HostPolicy
     from vudo_runtime.registry import LoaGrant, LoaRegistry
+    from vudo_runtime.signing import TrustPolicy
 
 __all__ = ["GeneHandle", "SpiritFacade", "allocated", "gene_memory"]
 
@@ -90,6 +92,8 @@ class SpiritFacade:
         unchecked: bool = True,
         wasi: WasiOptions | None = None,
         compact: bool = False,
+        trust: TrustPolicy | None = None,
+        policy: HostPolicy | None = None,
     ) -> Self:
         """Load the Spirit (options as for ``load_spirit``) behind this facade."""
         return cls(await Spirit._load(source, SpiritOptions.of(options, locals())))

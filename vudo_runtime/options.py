@@ -16,7 +16,9 @@ from vudo_runtime.engine import EngineSettings, check_timeout
 if TYPE_CHECKING:
     from vudo_runtime.cache import CacheOption
     from vudo_runtime.loas.wasi import WasiOptions
+    from vudo_runtime.manifest import HostPolicy
     from vudo_runtime.registry import LoaGrant, LoaRegistry
+    from vudo_runtime.signing import TrustPolicy
 
 CallMode = Literal["auto", "inline", "thread"]
 CALL_MODES: tuple[CallMode, ...] = ("auto", "inline", "thread")
@@ -49,7 +51,9 @@ class SpiritOptions:
     to), ``registry`` (where Loa names are looked up), ``unchecked`` (the fast call path),
     ``wasi`` (what a WASI program sees: :class:`~vudo_runtime.WasiOptions`), ``compact``
     (memories reserve only what they use, for ~100,000 small Spirits in one process; see
-    README, "Many small Spirits").
+    README, "Many small Spirits"), ``trust`` (keys a Spirit must be signed with:
+    :class:`~vudo_runtime.TrustPolicy`), ``policy`` (what the host allows a spirit.toml
+    manifest to ask for: :class:`~vudo_runtime.HostPolicy`).
     """
 
     name: str | None = None
@@ -66,6 +70,8 @@ class SpiritOptions:
     unchecked: bool = True
     wasi: WasiOptions | None = None
     compact: bool = False
+    trust: TrustPolicy | None = None
+    policy: HostPolicy | None = None
 
     @property
     def engine(self) -> EngineSettings:

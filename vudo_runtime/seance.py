@@ -23,9 +23,11 @@ from vudo_runtime.loa import HostContext
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
 from vudo_runtime.loas.state import SharedState
 from vudo_runtime.loas.wasi import WasiOptions
+from vudo_runtime.manifest import HostPolicy
 from vudo_runtime.module import Source, known_wasm, read_source
 from vudo_runtime.options import CallMode, SpiritOptions
 from vudo_runtime.registry import LoaGrant, LoaRegistry, default_registry, resolve_grant
+from vudo_runtime.signing import TrustPolicy
 from vudo_runtime.spirit import Spirit, ready_manager
 from vudo_runtime.threads import worker_pool
 
@@ -144,6 +146,8 @@ class Seance:
         cache: CacheOption = True,
         wasi: WasiOptions | None = None,
         compact: bool = False,
+        trust: TrustPolicy | None = None,
+        policy: HostPolicy | None = None,
     ) -> Spirit:
         """Load ``source`` as member ``name``; ``links`` meets import modules with members.
 
@@ -164,7 +168,7 @@ class Seance:
         # costs more than the rest of a summon of a known Spirit).
         key: tuple[Any, ...] | None
         key = (name, options, loas, timeout, fuel, max_memory, mode, stdout, on_effect, cache)
-        key += (wasi, compact)
+        key += (wasi, compact, trust, policy)
         opts: SpiritOptions | None
         try:
             opts = self._options.get(key)

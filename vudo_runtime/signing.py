@@ -546,14 +546,10 @@ class TrustedKey:
 def _trusted_keys(
     keys: PublicKeySource | Iterable[PublicKeySource],
 ) -> tuple[TrustedKey, ...]:
-    if isinstance(keys, str | bytes | bytearray | memoryview | os.PathLike | TrustedKey):
-        return (TrustedKey.of(keys),)
-    _crypto()
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    if isinstance(keys, ed25519.Ed25519PublicKey):
-        return (TrustedKey.of(keys),)
-    return tuple(dict.fromkeys(TrustedKey.of(k) for k in keys))
+    """One key or an iterable of keys (a str, bytes or key object is one key)."""
+    if isinstance(keys, Iterable) and not isinstance(keys, str | bytes | bytearray | memoryview):
+        return tuple(dict.fromkeys(TrustedKey.of(k) for k in keys))
+    return (TrustedKey.of(keys),)
 
 
 def _check_keys(policy: TrustPolicy, _: attrs.Attribute[Any], keys: tuple[TrustedKey, ...]) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import operator
+import os
 import threading
 import weakref
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, TypeVar
 
 import attrs
 import wasmtime
@@ -47,6 +48,8 @@ from vudo_runtime.instances import (
 )
 from vudo_runtime.layout import GeneLayout
 from vudo_runtime.loa import HostContext, awaiting_host
+from vudo_runtime.loas.wasi import Preopen, WasiOptions
+from vudo_runtime.manifest import Manifest, load_manifest
 from vudo_runtime.memory import MemoryManager
 from vudo_runtime.module import (
     Signature,
@@ -61,11 +64,13 @@ from vudo_runtime.options import CallMode as CallMode
 from vudo_runtime.options import SpiritOptions
 from vudo_runtime.protocols import protocol_facade
 from vudo_runtime.registry import LoaRegistry, default_registry, resolve_grant
+from vudo_runtime.signing import verify
 from vudo_runtime.threads import owns, running_loop, stack, worker_pool
 
 if TYPE_CHECKING:
-    from vudo_runtime.loas.wasi import WasiOptions
+    from vudo_runtime.manifest import HostPolicy
     from vudo_runtime.registry import LoaGrant
+    from vudo_runtime.signing import TrustPolicy
 
 T = TypeVar("T")
 
@@ -128,6 +133,8 @@ class Spirit:
         # Exports and memory are bound on first use: a fresh instance costs microseconds.
         self._funcs: dict[str, _Export] = {}
         self._memory: MemoryManager | None = None
+        #: The spirit.toml it was loaded from (its ``config`` values, grants and limits).
+        self.manifest: Manifest | None = None
         # Spirits importing async host functions must run off the event loop thread.
         self._needs_thread = bindings is not None and bindings.has_async
         self.configure(timeout=timeout, fuel=fuel, mode=mode)
@@ -171,6 +178,8 @@ class Spirit:
         unchecked: bool = True,
         wasi: WasiOptions | None = None,
         compact: bool = False,
+        trust: TrustPolicy | None = None,
+        policy: HostPolicy | None = None,
     ) -> Spirit:
         """Load and instantiate a Spirit without an event loop (see :func:`load_spirit`)."""
         return cls._load_sync(source, SpiritOptions.of(options, locals()))
@@ -180,6 +189,9 @@ class Spirit:
         cls, source: Source, opts: SpiritOptions, manager: InstanceManager | None = None
     ) -> Spirit:
         """Load with ``manager`` (from :func:`ready_manager`) or the one ``source`` needs."""
+        manifest = None
+        if is_manifest(source):
+            source, opts, manifest = _from_manifest(source, opts)
         if manager is None:
             manager, key = (None, None) if pools_open() else _lookup(source, opts)
             if manager is None:
@@ -193,7 +205,7 @@ class Spirit:
             spirit_name, stdout=opts.stdout, on_effect=opts.on_effect, seance=opts.seance
         )
         instance = manager.acquire(context, fuel=opts.fuel, timeout=opts.timeout, wasi=opts.wasi)
-        return cls(
+        spirit = cls(
             instance,
             name=spirit_name,
             timeout=opts.timeout,
@@ -201,6 +213,8 @@ class Spirit:
             mode=opts.mode,
             unchecked=opts.unchecked,
         )
+        spirit.manifest = manifest
+        return spirit
 
     @classmethod
     async def load(
@@ -222,6 +236,8 @@ class Spirit:
         unchecked: bool = True,
         wasi: WasiOptions | None = None,
         compact: bool = False,
+        trust: TrustPolicy | None = None,
+        policy: HostPolicy | None = None,
     ) -> Spirit:
         """Load a Spirit; reading and compiling (when not cached) run on a worker thread."""
         return await cls._load(source, SpiritOptions.of(options, locals()))
@@ -787,7 +803,7 @@ _recipes: dict[tuple[Any, ...], InstanceManager] = {}
 
 def _recipe_key(source: Source, opts: SpiritOptions) -> tuple[Any, ...] | None:
     src = source_key(source)
-    if src is None:
+    if src is None or opts.trust is not None or (isinstance(src, tuple) and is_manifest(source)):
         return None
     registry = opts.registry or default_registry()
     loas = opts.loas
@@ -815,6 +831,8 @@ def _lookup(source: Source, opts: SpiritOptions) -> tuple[InstanceManager | None
 def _manager(source: Source, opts: SpiritOptions) -> InstanceManager:
     """The instance manager a load of ``source`` with ``opts`` draws from."""
     wasm, spirit_name, label = read_source(source, opts.name)
+    if opts.trust is not None:  # before any compiling: unverified code never reaches it
+        verify(wasm, opts.trust, source=label)
     grant, registry = resolve_grant(opts.loas, opts.registry)
     # An open InstancePool of this module serves loads too (unchecked=False gets none:
     # pooled instances use the fast path).
@@ -833,10 +851,58 @@ def _manager(source: Source, opts: SpiritOptions) -> InstanceManager:
     )
 
 
+def is_manifest(source: Source) -> TypeGuard[str | os.PathLike[str]]:
+    """A path to a spirit.toml manifest (loaded as the module it names, with its grants)."""
+    return isinstance(source, str | os.PathLike) and os.fspath(source).endswith(".toml")
+
+
+def _from_manifest(
+    path: str | os.PathLike[str], opts: SpiritOptions
+) -> tuple[bytes, SpiritOptions, Manifest]:
+    """The module a manifest names (its hash checked, its signature verified when ``trust``
+    is set) and the options it asks for, narrowed by the host: ``policy`` and any limit
+    or grant given to the load itself can only make them stricter."""
+    manifest = load_manifest(path)
+    if opts.policy is not None:
+        manifest = manifest.narrowed(opts.policy)
+    wasm = manifest.read_source()
+    if opts.trust is not None:
+        verify(wasm, opts.trust, manifest.raw, source=str(manifest.source))
+    loas: tuple[str, ...] = manifest.loas
+    if opts.loas is not None:  # the host's own grant: only what both allow
+        asked = {x if isinstance(x, str) else x.name for x in resolve_grant(opts.loas)[0]}
+        loas = tuple(x for x in loas if x in asked)
+    limits = manifest.limits
+    host = opts.wasi or WasiOptions()
+    wasi = WasiOptions(
+        args=(*manifest.wasi.args, *host.args),
+        env=(*manifest.wasi.env.items(), *host.env),
+        dirs=[Preopen(d.host, d.guest, readonly=not d.writable) for d in manifest.wasi.dirs],
+        stdin=host.stdin,
+        stdout=host.stdout,
+        stderr=host.stderr,
+    )
+    narrowed = attrs.evolve(
+        opts,
+        name=opts.name or manifest.name,
+        loas=loas,
+        timeout=_stricter(opts.timeout, limits.timeout),
+        fuel=_stricter(opts.fuel, limits.fuel),
+        max_memory=_stricter(opts.max_memory, limits.max_memory),
+        wasi=wasi,
+        trust=None,  # verified here, with the manifest
+    )
+    return wasm, narrowed, manifest
+
+
+def _stricter(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
 def ready_manager(source: Source, opts: SpiritOptions) -> InstanceManager | None:
     """The manager a load of ``source`` draws from, when that load is cheap enough for the
     event loop thread: no file to read, nothing to compile, no start function to run."""
-    if pools_open():
+    if pools_open() or is_manifest(source):
         return None
     manager, _ = _lookup(source, opts)
     if manager is not None and not manager.closed and (manager.idle or not manager.has_start):
@@ -867,6 +933,8 @@ async def load_spirit(
     unchecked: bool = True,
     wasi: WasiOptions | None = None,
     compact: bool = False,
+    trust: TrustPolicy | None = None,
+    policy: HostPolicy | None = None,
 ) -> Spirit:
     """Load a Spirit from a path, bytes (wasm or WAT) or PathLike.
 

@@ -32,11 +32,19 @@ WASI_MODULES = ("wasi_snapshot_preview1",)
 Stream = str | os.PathLike[str] | Callable[[bytes], Any] | None
 
 
+def _path(path: str | os.PathLike[str]) -> str:
+    return os.fspath(path)
+
+
+def _strs(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class Preopen:
     """A host directory the guest sees at ``guest`` (``--dir HOST::GUEST[:ro]``)."""
 
-    host: str = attrs.field(converter=os.fspath)
+    host: str = attrs.field(converter=_path)
     guest: str = attrs.field()
     readonly: bool = False
 
@@ -60,11 +68,16 @@ def _preopens(values: Iterable[Preopen | str]) -> tuple[Preopen, ...]:
     return tuple(v if isinstance(v, Preopen) else Preopen.parse(v) for v in values)
 
 
-def _env(values: Mapping[str, str] | Iterable[str]) -> tuple[tuple[str, str], ...]:
+def _env(
+    values: Mapping[str, str] | Iterable[str | tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
     if isinstance(values, Mapping):
         return tuple((str(k), str(v)) for k, v in values.items())
     pairs = []
     for item in values:
+        if isinstance(item, tuple):
+            pairs.append((str(item[0]), str(item[1])))
+            continue
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--env {item!r}: expected NAME=VALUE")
@@ -84,7 +97,7 @@ class WasiOptions:
     ``"inherit"`` or None for empty), ``stdout``/``stderr`` (``"inherit"``, a file path, a
     callable taking bytes, or None to discard)."""
 
-    args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    args: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     env: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_env)
     dirs: tuple[Preopen, ...] = attrs.field(default=(), converter=_preopens)
     stdin: bytes | str | os.PathLike[str] | None = attrs.field(default=None, validator=_check_stdin)
