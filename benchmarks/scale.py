@@ -231,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--instances", type=int, default=None, help="live instances for the mappings row"
     )
+    parser.add_argument(
+        "--spirits", type=int, default=0, help="also load this many live Spirits (public API)"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     repeat = args.repeat or (3 if quick else 15)
@@ -274,7 +277,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{per['default']:>10.2f} {per['compact']:>10.2f}"
     )
     print(f"(/proc/self/maps now {_maps()} lines; vm.max_map_count default 65530)")
+    if args.spirits:
+        _live_spirits(args.spirits)
     return 0
+
+
+LIVE_WAT = b"""(module (memory (export "memory") 1) (data (i32.const 1024) "a small Spirit")
+  (global $n (mut i32) (i32.const 0))
+  (func (export "bump") (result i32)
+    (global.set $n (i32.add (global.get $n) (i32.const 1))) (global.get $n)))"""
+
+
+def _live_spirits(count: int) -> None:
+    """``count`` live Spirits through the public API (compact=True), all at once."""
+    import resource
+
+    from vudo_runtime import Spirit
+
+    start_maps = _maps()
+    began = time.perf_counter()
+    spirits = [Spirit.load_sync(LIVE_WAT, compact=True, cache=False) for _ in range(count)]
+    made = time.perf_counter() - began
+    assert all(s.call_sync("bump") == 1 for s in spirits[:: max(1, count // 100)])
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{count:,} live Spirits (Spirit.load_sync, compact=True): {made:.1f} s, "
+        f"{made / count * 1e6:.0f} us each; +{_maps() - start_maps} mappings; "
+        f"peak RSS {rss:,.0f} MiB"
+    )
+    began = time.perf_counter()
+    for spirit in spirits:
+        spirit.close()
+    print(f"  closing them: {(time.perf_counter() - began) / count * 1e6:.0f} us each")
 
 
 if __name__ == "__main__":
