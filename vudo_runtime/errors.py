@@ -112,6 +112,10 @@ class BusTimeout(VudoError, TimeoutError):
     """No message arrived on the bus within ``receive(..., timeout=)``."""
 
 
+class RequestTimeout(BusTimeout):
+    """No reply to a request arrived within ``request(..., timeout=)``."""
+
+
 class FuelExhausted(SpiritTrap):
     """The call used up its ``fuel=`` budget."""
 

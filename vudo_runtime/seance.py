@@ -384,6 +384,36 @@ class Seance:
         data = payload.encode() if isinstance(payload, str) else bytes(payload)
         return self.bus.send(from_, to, data, channel)
 
+    async def request(
+        self,
+        to: str,
+        payload: bytes | str,
+        *,
+        timeout: float | None = 5.0,
+        channel: int = 0,
+        from_: str = "host",
+    ) -> bytes:
+        """Send ``to`` a request and wait for its reply's payload.
+
+        The guest reads it as any message (``vudo_recv``), learns its id from
+        ``vudo_request_id()`` and answers with ``vudo_reply(id, ptr, len)``. Raises
+        :class:`RequestTimeout` when no reply came within ``timeout`` seconds.
+        """
+        self._check_open()
+        if to not in self._members:
+            raise SeanceError(f"no Spirit named {to!r} to ask; summoned: {self.names}")
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        message = await self.bus.ask(from_, to, data, channel, timeout)
+        return message.payload
+
+    def reply(self, request: Message, payload: bytes | str, *, from_: str = "host") -> bool:
+        """Answer a request a Spirit sent the host (a :class:`Message` from
+        :meth:`receive` with a ``request_id``); False when the requester is gone."""
+        if not request.request_id:
+            raise SeanceError(f"{request!r} is not a request: it has no request_id")
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        return self.bus.reply(from_, request.request_id, data)
+
     def pending(self, name: str, channel: int = 0) -> int:
         return self.bus.pending(name, channel)
 
