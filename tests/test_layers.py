@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).parent.parent / "vudo_runtime"
 #: Lower layers never import higher ones: compile -> host functions -> instance manager
 #: -> Spirit -> Séance (README, "Architecture").
 LAYERS: list[set[str]] = [
-    {"errors", "threads", "_binary", "protocols"},
+    {"errors", "threads", "_binary", "protocols", "metrics"},
     {"engine", "_native", "scalars"},
     {"cache", "module", "options", "layout", "codec", "signing", "manifest"},
     {"heap", "memory"},

@@ -66,6 +66,8 @@ class Instance:
     #: False once something happened that a reset cannot undo (a trap, a stop, a view of
     #: its memory handed out, another module linked into its Store).
     clean: bool = True
+    #: How many users it has had (1: fresh; more: reset and reused).
+    uses: int = 1
     #: Writes the snapshot back into this instance (built on its first release).
     reset: Callable[[], bool] | None = None
 
@@ -215,6 +217,7 @@ class InstanceManager:
         if wasi is not None:  # a fresh WASI state: no open files of the last user
             _apply_wasi(wasi, inst.store, context.spirit_name)
         inst.bindings.rebind(context)
+        inst.uses += 1
         if fuel is not None:
             inst.store.set_fuel(fuel)
         self.reused += 1
