@@ -316,3 +316,303 @@ def test_python_dash_m_vudo_runtime_is_the_vudo_command() -> None:
         check=False,
     )
     assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
+
+
+# ---- run: strings, --returns, --json ----------------------------------------------------------
+
+STRINGS = str(SPIRITS / "strings.wasm")
+
+
+@pytest.mark.parametrize(
+    ("argv", "printed"),
+    [
+        (["str_len", "hello"], "5"),  # text for an i32 parameter: a guest string
+        (["str_len", "héllo wörld"], "13"),
+        (["str_len", "str:42"], "2"),  # str: forces a string, even for digits
+        (["str_len", "str:"], "0"),
+        (["upper", "héllo", "--returns", "str"], "HéLLO"),
+        (["echo", "str:-5", "--returns", "str"], "-5"),
+        (["greeting", "--returns", "str"], "hello"),
+        (["first_byte", "A"], "65"),
+    ],
+)
+def test_run_strings(capsys: pytest.CaptureFixture[str], argv: list[str], printed: str) -> None:
+    assert run(capsys, "run", STRINGS, *argv) == (0, printed + "\n", "")
+
+
+def test_run_returns_bytes_as_is() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vudo_runtime",
+            "run",
+            STRINGS,
+            "invalid_utf8",
+            "--returns",
+            "bytes",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"\xff\xfe", b"")
+
+
+def test_run_returns_str_of_invalid_utf8_says_what_to_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "run", STRINGS, "invalid_utf8", "--returns", "str")
+    assert (code, out) == (2, "")
+    assert "invalid UTF-8" in err
+    assert "--returns bytes" in err
+    assert "errors=" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["add", "1", "2", "--returns", "str"], "--returns str needs add to return a pointer"),
+        (["add", "1", "2", "--returns", "f64"], "--returns f64 needs add to return one f64"),
+        (["noop", "--returns", "i32"], "it is () -> ()"),
+    ],
+)
+def test_run_returns_checks_the_signature(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "run", CALC, *argv)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_run_returns_a_matching_number_type(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "run", CALC, "add", "40", "2", "--returns", "i64") == (0, "42\n", "")
+    assert run(capsys, "run", CALC, "is_even", "4", "--returns", "i32") == (0, "1\n", "")
+
+
+def test_run_string_argument_needs_a_memory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "nomem.wat"
+    path.write_text('(module (func (export "f") (param i32) (result i32) (local.get 0)))')
+    assert run(capsys, "run", str(path), "f", "-7") == (0, "-7\n", "")
+    code, _, err = run(capsys, "run", str(path), "f", "abc")
+    assert code == 2
+    assert "argument 1 of f must be i32, got 'abc'" in err
+    assert "exports no memory" in err
+
+
+@pytest.mark.parametrize(
+    ("spirit", "argv", "result"),
+    [
+        (CALC, ["add", "40", "2"], 42),
+        (CALC, ["divmod", "7", "2"], [3, 1]),
+        (CALC, ["average", "1", "2"], 1.5),
+        (CALC, ["average", "-inf", "1"], "-inf"),  # JSON has no infinities: a string
+        (CALC, ["average", "nan", "1"], "nan"),
+        (CALC, ["noop"], None),
+        (STRINGS, ["upper", "abc", "--returns", "str"], "ABC"),
+        (STRINGS, ["invalid_utf8", "--returns", "bytes"], "//4="),  # bytes: base64
+    ],
+)
+def test_run_json(
+    capsys: pytest.CaptureFixture[str], spirit: str, argv: list[str], result: object
+) -> None:
+    code, out, err = run(capsys, "run", "--json", spirit, *argv)
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"result": result}
+    assert out.count("\n") == 1
+
+
+def test_run_json_sends_the_guest_output_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "run", str(HELLO), "greet", "--json")
+    assert (code, json.loads(out)) == (0, {"result": None})
+    assert "Hello, World!" in err
+
+
+# ---- run: arguments that look like options ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "printed"),
+    [
+        (["add", "-5", "3"], "-2"),
+        (["add", "-0x10", "-0b1"], "-17"),
+        (["neg", "-9"], "9"),
+        (["average", "-inf", "1"], "-inf"),
+        (["average", "-1e5", "-1E5"], "-100000.0"),
+        (["average", "nan", "-nan"], "nan"),
+        (["average", "-.5", "-0.5"], "-0.5"),
+        (["--timeout", "5", "add", "-1", "-1"], "-2"),  # options anywhere: before...
+        (["add", "-1", "--fuel=100000", "-1"], "-2"),  # ...between the arguments...
+        (["add", "-1", "-1", "--timeout", "5"], "-2"),  # ...and after them
+        (["--", "add", "-1", "-1"], "-2"),
+    ],
+)
+def test_run_negative_numbers_need_no_double_dash(
+    capsys: pytest.CaptureFixture[str], argv: list[str], printed: str
+) -> None:
+    assert run(capsys, "run", CALC, *argv) == (0, printed + "\n", "")
+
+
+def test_run_an_unknown_option_is_an_argument_with_a_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "run", CALC, "add", "1", "2", "--timout", "5")
+    assert code == 2
+    assert "takes 2 argument(s), got 4" in err
+    assert "--timout: not an option of vudo run" in err
+    code, _, err = run(capsys, "run", CALC, "add", "1", "--verbose")
+    assert code == 2
+    assert "must be i64, got '--verbose'" in err
+
+
+def test_split_run_argv() -> None:
+    from vudo_runtime.cli import _build, split_run_argv
+
+    known = _build()[1]._option_string_actions
+    tokens = ["a.wasm", "--timeout", "-1", "-v", "--json", "--dir=x", "-5", "--", "--json"]
+    assert split_run_argv(tokens, known) == (
+        ["--timeout=-1", "--json", "--dir=x"],
+        ["a.wasm", "-v", "-5", "--json"],
+    )
+
+
+def test_run_max_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    loops = str(LOOPS)
+    assert run(capsys, "run", loops, "grow_memory", "10", "--max-memory", "128KiB") == (
+        0,
+        "-1\n",
+        "",
+    )
+    assert run(capsys, "run", loops, "grow_memory", "1", "--max-memory", "1 MiB") == (0, "1\n", "")
+    with pytest.raises(SystemExit) as info:
+        main(["run", loops, "grow_memory", "1", "--max-memory", "lots"])
+    assert info.value.code == 2
+    assert "--max-memory" in capsys.readouterr().err
+
+
+# ---- messages name flags, not Python keywords ---------------------------------------------
+
+
+def test_messages_name_the_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "run", "--timeout", "0.05", str(LOOPS), "spin")
+    assert code == 1
+    assert "raise --timeout" in err and "timeout=" not in err
+    assert err.count("\n") == 1  # one line
+    code, _, err = run(capsys, "run", "--fuel", "1000", str(LOOPS), "spin")
+    assert code == 1
+    assert "raise --fuel" in err and "fuel=" not in err
+    assert "wasm backtrace" not in err and "--backtrace" in err
+    code, _, err = run(capsys, "run", "--fuel", "1000", "--backtrace", str(LOOPS), "spin")
+    assert "wasm backtrace:" in err
+    code, _, err = run(capsys, "run", "--timeout", "0", CALC, "add", "1", "2")
+    assert (code, err) == (2, "vudo: --timeout must be a positive number of seconds, got 0.0\n")
+    code, _, err = run(capsys, "run", "--fuel", "-5", CALC, "add", "1", "2")
+    assert (code, err) == (2, "vudo: --fuel must be a non-negative integer, got -5\n")
+    path = tmp_path / "needy.wat"
+    path.write_text('(module (import "foo" "bar" (func (param i32))) (func (export "f")))')
+    code, _, err = run(capsys, "run", str(path), "f")
+    assert code == 2
+    assert "--loa MODULE:ATTR" in err and "loas=" not in err and "LoaRegistry" not in err
+
+
+def test_display_rewrites_grants() -> None:
+    from vudo_runtime.cli import Context, display
+
+    text = "needs it:\nGrant the Loa(s) 'state': loas=['core', 'messaging', 'state']"
+    assert display(text) == "needs it:\nGrant the Loa(s) 'state': --loa state"
+    assert display(text, Context(manifest=True)).endswith(
+        "Grant the Loa(s) 'state': list them under [grants] loas in the manifest"
+    )
+    assert display("raise timeout= or fuel=") == "raise --timeout or --fuel"
+
+
+# ---- --version, --loa ------------------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import vudo_runtime
+    from vudo_runtime.engine import WASMTIME_VERSION
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"vudo-runtime {vudo_runtime.__version__} (wasmtime {WASMTIME_VERSION}")
+
+
+VOICE_WAT = """
+(module
+  (import "loa" "shout" (func $shout (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "quiet")
+  (func (export "go") (result i32) (call $shout (i32.const 16) (i32.const 5))))
+"""
+
+VOICE_MODULE = """
+from vudo_runtime import Loa, host_function
+
+@host_function
+def shout(text: str) -> str:
+    return text.upper()
+
+LOA = Loa(name="voice", capabilities=["shout"], provides=lambda ctx: {"shout": shout})
+
+def make():
+    return LOA
+
+NOT_A_LOA = 42
+"""
+
+
+@pytest.fixture
+def voice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A Spirit importing `loa.shout`, and the module `cli_voice` (in the working
+    directory, which is not on sys.path) holding a Loa that provides it."""
+    (tmp_path / "cli_voice.py").write_text(VOICE_MODULE)
+    (tmp_path / "voice.wat").write_text(VOICE_WAT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cli_voice", raising=False)
+    return tmp_path / "voice.wat"
+
+
+@pytest.mark.parametrize("attr", ["LOA", "make"])
+def test_loa_from_the_working_directory(
+    capsys: pytest.CaptureFixture[str], voice: Path, attr: str
+) -> None:
+    argv = ["run", str(voice), "go", "--loa", f"cli_voice:{attr}", "--returns", "str"]
+    assert run(capsys, *argv) == (0, "QUIET\n", "")
+    sys.modules.pop("cli_voice", None)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("cli_voice:NOT_A_LOA", "--loa cli_voice:NOT_A_LOA: NOT_A_LOA is an int, not a Loa"),
+        ("cli_voice:NOPE", "module 'cli_voice' has no attribute 'NOPE'"),
+        ("no_such_module_here:LOA", "cannot import module 'no_such_module_here'"),
+        ("cli_voice", "--loa expects MODULE:ATTR (or a built-in Loa: core, messaging"),
+        (":LOA", "--loa expects MODULE:ATTR, got ':LOA'"),
+    ],
+)
+def test_loa_errors(
+    capsys: pytest.CaptureFixture[str], voice: Path, spec: str, message: str
+) -> None:
+    code, out, err = run(capsys, "run", str(voice), "go", "--loa", spec)
+    assert (code, out) == (2, "")
+    assert message in err
+    sys.modules.pop("cli_voice", None)
+
+
+def test_loa_by_builtin_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "stateful.wat"
+    path.write_text(
+        '(module (import "loa" "vudo_state_get" (func (param i32 i32 i32 i32) (result i32)))'
+        ' (memory (export "memory") 1) (func (export "f") (result i64) (i64.const 1)))'
+    )
+    code, _, err = run(capsys, "run", str(path), "f")
+    assert code == 2
+    assert "--loa state" in err
+    assert run(capsys, "run", str(path), "f", "--loa", "state") == (0, "1\n", "")

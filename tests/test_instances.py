@@ -154,6 +154,9 @@ def test_the_last_user_cannot_reach_the_reused_instance(
     with pytest.raises(MemoryClosedError):
         memory.read_bytes(0, 8)
     assert second.call_sync("hidden") == 99  # untouched by the closed Spirit
+    assert first.interrupt() is False  # and never interrupted through the closed one
+    with pytest.raises(SpiritClosedError):
+        first.instance  # noqa: B018
     second.close()
 
 

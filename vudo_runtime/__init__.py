@@ -25,6 +25,7 @@ from vudo_runtime.errors import (
     SpiritLoadError,
     SpiritTimeout,
     SpiritTrap,
+    StateQuotaError,
     TamperedSpiritError,
     UnknownKeyError,
     UnsignedSpiritError,
@@ -35,6 +36,13 @@ from vudo_runtime.instances import Instance, InstanceManager
 from vudo_runtime.layout import EnumType, Field, GeneLayout
 from vudo_runtime.loa import HostContext, HostFunction, Loa, host_function
 from vudo_runtime.loas import Effect, Message, Preopen, WasiOptions
+from vudo_runtime.loas.state import (
+    MemoryBackend,
+    SharedState,
+    SqliteBackend,
+    StateBackend,
+    StateUsage,
+)
 from vudo_runtime.manifest import HostPolicy, Manifest, load_manifest
 from vudo_runtime.memory import HEAP_END, MemoryManager
 from vudo_runtime.module import Signature
@@ -78,6 +86,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "MemoryAccessError",
+    "MemoryBackend",
     "MemoryClosedError",
     "MemoryManager",
     "Message",
@@ -89,6 +98,7 @@ __all__ = [
     "RequestTimeout",
     "Seance",
     "SeanceError",
+    "SharedState",
     "Signature",
     "SignatureError",
     "Spirit",
@@ -100,6 +110,10 @@ __all__ = [
     "SpiritOptions",
     "SpiritTimeout",
     "SpiritTrap",
+    "SqliteBackend",
+    "StateBackend",
+    "StateQuotaError",
+    "StateUsage",
     "TamperedSpiritError",
     "TrustPolicy",
     "UnknownKeyError",

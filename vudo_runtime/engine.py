@@ -253,10 +253,8 @@ def _stop_reason(address: int) -> str | None:
         if _sigint:
             _sigint = False
             return "sigint"
-        if loop is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            # A guest runs on the main thread: let Ctrl-C stop it (installed this late so
-            # that asyncio.run, seeing the default handler, still installs its own).
-            signal.signal(signal.SIGINT, _on_sigint)
+        if loop is None:
+            watch_sigint()
     if loop is not None:  # an inline call: the guest runs on the event loop's thread
         task = asyncio.current_task(loop)
         if task is not None and task.cancelling():
@@ -295,8 +293,25 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def watch_sigint() -> None:
+    """On the main thread outside asyncio, let Ctrl-C stop a guest (see _on_sigint).
+
+    Called when a Store is made and at a guest's epoch checks, not at import: a guest may
+    block in a host call (a WASI read) before its first check, and Python's default
+    handler would then raise inside the epoch callback, where nothing can catch it. Not
+    earlier: ``asyncio.run`` installs its own handler only over the default one.
+    """
+    if (
+        threading.current_thread() is threading.main_thread()
+        and asyncio_running_loop() is None
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
 def watch_store(store: wasmtime.Store, address: int) -> None:
     """Give ``store`` the epoch callback that polls for stops, timeouts and Ctrl-C."""
+    watch_sigint()
     _ticker.ensure_running()
     _stops.pop(address, None)  # a new Store may reuse a freed one's address
     _stopped.pop(address, None)

@@ -198,3 +198,12 @@ class TamperedSpiritError(SignatureError):
 
 class ManifestError(SpiritLoadError):
     """A spirit.toml manifest is unreadable or invalid, or asks for what the host refuses."""
+
+
+class StateQuotaError(VudoError):
+    """A state write would take its namespace past the backend's quota; nothing was written."""
+
+    def __init__(self, message: str, *, namespace: str = "", key: str = "") -> None:
+        self.namespace = namespace
+        self.key = key
+        super().__init__(message)

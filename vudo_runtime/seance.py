@@ -8,7 +8,9 @@ Séance can message each other and share a key-value store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from time import perf_counter
 from typing import Any, Literal
 
 import attrs
@@ -16,14 +18,16 @@ import wasmtime
 
 from vudo_runtime.cache import CacheOption, compile_module
 from vudo_runtime.engine import EngineSettings
-from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTrap
+from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTimeout, SpiritTrap
 from vudo_runtime.instances import Instance
 from vudo_runtime.linking import plan_link
 from vudo_runtime.loa import HostContext
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
-from vudo_runtime.loas.state import SharedState
+from vudo_runtime.loas.state import SharedState, StateBackend
 from vudo_runtime.loas.wasi import WasiOptions
 from vudo_runtime.manifest import HostPolicy
+from vudo_runtime.metrics import Recorder, SpiritStats, span
+from vudo_runtime.metrics import tracing as _tracing
 from vudo_runtime.module import Source, known_wasm, read_source
 from vudo_runtime.options import CallMode, SpiritOptions
 from vudo_runtime.registry import LoaGrant, LoaRegistry, default_registry, resolve_grant
@@ -85,12 +89,15 @@ class _Member:
     options: SpiritOptions
     links: dict[str, str]
     restart: Restart
+    stats: Recorder
     #: Calls that trapped together restart the Spirit once (made on the first trap).
     restarting: asyncio.Lock | None = None
 
 
 async def _close(spirit: Spirit) -> None:
     """Close ``spirit``; while a call still holds its Store, wait for it off the event loop."""
+    if spirit.closed:
+        return
     lock = spirit.instance.lock
     if lock.acquire(blocking=False):
         try:
@@ -105,14 +112,22 @@ class Seance:
     """A session of Spirits. Use ``async with Seance() as s``."""
 
     def __init__(
-        self, registry: LoaRegistry | None = None, *, queue_limit: int = DEFAULT_QUEUE_LIMIT
+        self,
+        registry: LoaRegistry | None = None,
+        *,
+        queue_limit: int = DEFAULT_QUEUE_LIMIT,
+        state: StateBackend | None = None,
+        namespace: str | None = None,
     ) -> None:
         self.registry = registry or default_registry()
         self.bus = MessageBus(queue_limit)
-        self.state = SharedState()
+        #: The shared state namespace (``state.of(name)``: Spirit ``name``'s own).
+        self.state = SharedState(state, namespace)
         #: Spirits whose last call trapped or timed out, with the error.
         self.failures: dict[str, SpiritTrap] = {}
         self._members: dict[str, _Member] = {}
+        #: OpenTelemetry spans for invoke, request and send (see vudo_runtime.metrics).
+        self._tracing = _tracing()
         self._options: dict[tuple[Any, ...], SpiritOptions] = {}
         self._dismissed = False
 
@@ -194,7 +209,8 @@ class Seance:
             await _close(spirit)
             self._check_open()
             raise SeanceError(f"a Spirit named {name!r} is already summoned; release it first")
-        self._members[name] = _Member(spirit, source, opts, linked, restart)
+        stats = Recorder(reused=spirit.instance.uses > 1)
+        self._members[name] = _Member(spirit, source, opts, linked, restart, stats)
         self.bus.join(name)
         return spirit
 
@@ -291,6 +307,10 @@ class Seance:
         self.failures.pop(name, None)
         await _close(member.spirit)
 
+    def state_of(self, name: str) -> SharedState:
+        """Spirit ``name``'s own state namespace (what its vudo_state_*_own functions use)."""
+        return self.state.of(name)
+
     def interrupt(self, name: str) -> bool:
         """Stop the call running in Spirit ``name`` within one epoch tick (see
         :meth:`Spirit.interrupt`); True if a call was running."""
@@ -329,9 +349,19 @@ class Seance:
         """Call ``fn`` on member ``name``; a trap is recorded in ``failures`` under its name."""
         member = self._member(name)
         spirit = member.spirit
+        stats = member.stats
+        start = perf_counter()
         try:
-            return await spirit.call(fn, *args, timeout=timeout, mode=mode)
+            if self._tracing:
+                with span("vudo.invoke", {"vudo.spirit": name, "vudo.function": fn}):
+                    result = await spirit.call(fn, *args, timeout=timeout, mode=mode)
+            else:
+                result = await spirit.call(fn, *args, timeout=timeout, mode=mode)
         except SpiritTrap as exc:
+            stats.record(
+                perf_counter() - start, failed=True, timed_out=isinstance(exc, SpiritTimeout)
+            )
+            self._count_fuel(spirit, stats)
             if member.restart == "on-trap":
                 # Calls that trapped together restart the Spirit once, not once each.
                 if member.restarting is None:
@@ -341,6 +371,21 @@ class Seance:
                         await self.restart(name)
             self.failures[name] = exc
             raise
+        stats.record(perf_counter() - start)
+        if spirit.fuel is not None:
+            self._count_fuel(spirit, stats)
+        return result
+
+    @staticmethod
+    def _count_fuel(spirit: Spirit, stats: Recorder) -> None:
+        if spirit.fuel is not None and not spirit.closed:
+            with contextlib.suppress(wasmtime.WasmtimeError, ValueError):
+                stats.fuel_used += spirit.fuel - spirit.instance.store.get_fuel()
+
+    def stats(self) -> dict[str, SpiritStats]:
+        """What each member did through :meth:`invoke`: calls, traps, timeouts, fuel used,
+        whether its instance was a reused one, and a latency histogram."""
+        return {name: member.stats.snapshot() for name, member in self._members.items()}
 
     def _member(self, name: str) -> _Member:
         self._check_open()
@@ -382,6 +427,9 @@ class Seance:
         if to not in self._members:
             raise SeanceError(f"no Spirit named {to!r} to send to; summoned: {self.names}")
         data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        if self._tracing:
+            with span("vudo.message", {"vudo.from": from_, "vudo.to": to, "vudo.channel": channel}):
+                return self.bus.send(from_, to, data, channel)
         return self.bus.send(from_, to, data, channel)
 
     async def request(
@@ -403,7 +451,8 @@ class Seance:
         if to not in self._members:
             raise SeanceError(f"no Spirit named {to!r} to ask; summoned: {self.names}")
         data = payload.encode() if isinstance(payload, str) else bytes(payload)
-        message = await self.bus.ask(from_, to, data, channel, timeout)
+        with span("vudo.request", {"vudo.from": from_, "vudo.to": to, "vudo.channel": channel}):
+            message = await self.bus.ask(from_, to, data, channel, timeout)
         return message.payload
 
     def reply(self, request: Message, payload: bytes | str, *, from_: str = "host") -> bool:

@@ -143,7 +143,10 @@ class Spirit:
 
     @property
     def instance(self) -> Instance:
-        """The instance this Spirit wraps, as the instance manager handed it out."""
+        """The instance this Spirit wraps, as the instance manager handed it out (not
+        after close: it may serve another Spirit by then)."""
+        if self._closed:
+            raise self._closed_error()
         return self._inst
 
     def configure(
@@ -440,6 +443,8 @@ class Spirit:
         The call raises :class:`SpiritInterrupted`; the Spirit stays usable (its memory
         keeps what the call wrote before it stopped). Returns False when no call ran.
         """
+        if self._closed:  # its instance may be another Spirit's now: never stop that one
+            return False
         with self._ctl:
             if self._running is not None:  # an awaited call on a worker thread
                 request_stop(self._address, "interrupt")

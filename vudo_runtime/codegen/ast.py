@@ -1,12 +1,15 @@
 """The declaration-level syntax tree of a DOL file: what a host needs, nothing of the bodies.
 
 Every node is a frozen ``attrs`` class holding tuples, so a parsed file is immutable and
-hashable. Function bodies, rules, traits, systems and other constructs a host has no use
-for are skipped by the parser and leave no node behind.
+hashable. Function bodies are skipped by the parser; traits, systems and rules keep
+only their names and docs, a gene's own rules their source text. A ``Spirit.dol``
+manifest becomes a :class:`SpiritManifest`; ``module``, ``use`` and ``mod`` lines are
+kept so a Spirit package can be put together from its files.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -89,6 +92,7 @@ class Function:
     ``is_sex`` marks ``sex fun``; a ``sex fun`` (or ``extern fun``) without a body is a
     host import (``is_host_import``), every function with a body is an export.
     ``is_static`` marks a gene's ``provides`` constructor (no implicit ``self``).
+    ``abi`` is the string of ``extern "C"``; ``variadic`` marks a trailing ``...``.
     """
 
     name: str
@@ -104,6 +108,8 @@ class Function:
     type_params: tuple[str, ...] = ()
     line: int = 0
     column: int = 0
+    abi: str | None = None
+    variadic: bool = False
 
     @property
     def export_name(self) -> str:
@@ -112,10 +118,22 @@ class Function:
 
 
 @attrs.frozen
+class GeneRule:
+    """A ``rule``/``constraint``/``law`` inside a gene; ``text`` is its body's source."""
+
+    name: str
+    text: str
+    doc: str | None = None
+    line: int = 0
+    column: int = 0
+
+
+@attrs.frozen
 class Gene:
     """A ``gen``/``gene`` (or ``type X { ... }``): fields in declaration order, methods.
 
-    ``extends`` names the parent gene, whose fields come first in memory.
+    ``extends`` names the parent gene (``gen X extends P`` or ``gen X is P``), whose fields
+    come first in memory. ``rules`` are the invariants declared inside the gene.
     """
 
     name: str
@@ -127,6 +145,7 @@ class Gene:
     type_params: tuple[str, ...] = ()
     line: int = 0
     column: int = 0
+    rules: tuple[GeneRule, ...] = ()
 
     def field(self, name: str) -> GeneField | None:
         """The field called ``name`` declared in this gene itself, or None."""
@@ -150,7 +169,11 @@ class EnumVariant:
 
 @attrs.frozen
 class Enum:
-    """``type X = enum { A, B }`` or ``enum X { A, B }``; variant i is discriminant i."""
+    """``type X = enum { A, B }`` or ``enum X { A, B }``; variant i is discriminant i.
+
+    An ``enum`` declared inside a gene has that gene as ``owner``; a gene whose body is
+    an anonymous ``enum { ... }`` is itself an enum (``owner`` is None).
+    """
 
     name: str
     variants: tuple[EnumVariant, ...] = ()
@@ -158,6 +181,7 @@ class Enum:
     public: bool = False
     line: int = 0
     column: int = 0
+    owner: str | None = None
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -204,17 +228,148 @@ class TypeAlias:
     column: int = 0
 
 
+@attrs.frozen
+class Trait:
+    """``trait Name { ... }``: kept by name (its body is a contract, not host API)."""
+
+    name: str
+    doc: str | None = None
+    public: bool = False
+    type_params: tuple[str, ...] = ()
+    line: int = 0
+    column: int = 0
+
+
+@attrs.frozen
+class System:
+    """``system Name @ 1.0.0 { ... }``: kept by name and version."""
+
+    name: str
+    version: str | None = None
+    doc: str | None = None
+    public: bool = False
+    line: int = 0
+    column: int = 0
+
+
+@attrs.frozen
+class Rule:
+    """A top-level ``rule``/``constraint``; ``text`` is its body's source."""
+
+    name: str
+    text: str = ""
+    doc: str | None = None
+    public: bool = False
+    line: int = 0
+    column: int = 0
+
+
+@attrs.frozen
+class Use:
+    """``[pub] use path`` (``path`` as written, spaces removed); ``version`` after ``@``."""
+
+    path: str
+    public: bool = False
+    version: str | None = None
+    line: int = 0
+    column: int = 0
+
+    @property
+    def local_root(self) -> str | None:
+        """The first segment of a path into this package (``local::a::b`` -> ``a``), or None
+        for a registry or remote import (``@org/pkg``, ``https://...``)."""
+        path = self.path
+        if path.startswith(("@", '"')) or "://" in path:
+            return None
+        parts = [p for p in re.split(r"::|\.", path) if p]
+        while parts and parts[0] in ("local", "crate", "self", "super"):
+            parts.pop(0)
+        if not parts or not re.fullmatch(r"[^\W\d]\w*", parts[0]):
+            return None
+        return parts[0]
+
+
+@attrs.frozen
+class ModDecl:
+    """``[pub] mod name``: a module of this package in its own file (``inline`` for
+    ``mod name { ... }``, whose content is skipped)."""
+
+    name: str
+    public: bool = False
+    inline: bool = False
+    line: int = 0
+    column: int = 0
+
+
+@attrs.frozen
+class ModuleDecl:
+    """``module a.b @ 1.0.0``: the name (and version) a file gives itself."""
+
+    name: str
+    version: str | None = None
+    line: int = 0
+    column: int = 0
+
+
+@attrs.frozen
+class SpiritManifest:
+    """A Spirit package manifest (``Spirit.dol``), either form.
+
+    Line form: ``spirit physics @ 0.9.0``, then ``docs``, ``config { entry: "lib.dol" }``,
+    ``use @org/dep @ ^1``, ``pub mod particles`` and ``mod constants`` lines. Block form:
+    ``spirit Visual { has name: "visual"  has version: "0.1.0"  has lib: "lib.dol" ... }``.
+    ``modules`` are the ``mod`` lines of the manifest; ``entry`` is None when not given.
+    """
+
+    name: str
+    version: str | None = None
+    doc: str | None = None
+    entry: str | None = None
+    target: str | None = None
+    features: tuple[str, ...] = ()
+    modules: tuple[ModDecl, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    line: int = 0
+    column: int = 0
+
+    @property
+    def qualified_name(self) -> str:
+        """``physics @ 0.9.0`` (the name alone without a version)."""
+        return f"{self.name} @ {self.version}" if self.version else self.name
+
+
 Item = Gene | Function | Enum | SexVar | Const | TypeAlias
 _I = TypeVar("_I", Gene, Function, Enum, SexVar, Const, TypeAlias)
 
 
 @attrs.frozen
 class DolFile:
-    """A parsed DOL file: its declarations in source order, and the file-level docs."""
+    """A parsed DOL file: its declarations in source order, and the file-level docs.
+
+    ``items`` are what a host uses (genes, functions, enums, consts, vars, aliases);
+    traits, systems and top-level rules, the ``module``/``use``/``mod`` lines and a
+    Spirit manifest are kept beside them.
+    """
 
     path: str
     items: tuple[Item, ...] = ()
     doc: str | None = None
+    traits: tuple[Trait, ...] = ()
+    systems: tuple[System, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    module: ModuleDecl | None = None
+    uses: tuple[Use, ...] = ()
+    mods: tuple[ModDecl, ...] = ()
+    spirit: SpiritManifest | None = None
+    _genes_by_name: dict[str, Gene] = attrs.field(
+        init=False, repr=False, eq=False, hash=False, factory=dict
+    )
+
+    def __attrs_post_init__(self) -> None:
+        index = self._genes_by_name
+        for item in self.items:
+            if isinstance(item, Gene) and item.name not in index:
+                index[item.name] = item
 
     def _of(self, kind: type[_I]) -> tuple[_I, ...]:
         return tuple(i for i in self.items if isinstance(i, kind))
@@ -266,7 +421,7 @@ class DolFile:
 
     def gene(self, name: str) -> Gene | None:
         """The gene called ``name``, or None."""
-        return next((g for g in self.genes if g.name == name), None)
+        return self._genes_by_name.get(name)
 
     def ancestry(self, gene: Gene) -> tuple[Gene, ...]:
         """``gene``'s parents declared in this file, root first, ``gene`` itself last.

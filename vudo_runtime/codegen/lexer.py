@@ -1,19 +1,24 @@
 """Tokenizer for DOL source.
 
-It knows what the parser must never misread: string and char literals, ``//`` and
-nested ``/* */`` comments, ``///`` doc comments (attached to the token they sit directly
-above) and the free prose of ``docs { ... }`` / ``exegesis { ... }`` blocks, which it
-returns as one raw text token. Characters it has no use for become one-character
-punctuation tokens rather than errors, so a function body full of unfamiliar syntax
-still tokenizes; only unterminated literals, comments and docs blocks are errors.
+It knows what the parser must never misread: string and char literals, ``//`` and ``--``
+line comments (DOL's lexer takes both), nested ``/* */`` comments, ``///`` doc comments
+(attached to the token they sit directly above) and the free prose of ``docs { ... }`` /
+``exegesis { ... }`` blocks, which it returns as one raw text token. Characters it has no
+use for become one-character punctuation tokens rather than errors, so a function body
+full of unfamiliar syntax still tokenizes; only unterminated literals, comments and docs
+blocks are errors.
+
+The :class:`Lexer` hands tokens to the parser one at a time and can jump over a whole
+bracketed group (a function body, a rule) at character level, without making a token of
+what is inside: the regular expressions do the scanning, so a file's bodies cost next to
+nothing and the whole front end stays linear in the input.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-
-import attrs
+from typing import NamedTuple
 
 from vudo_runtime.errors import DolSyntaxError
 
@@ -30,8 +35,11 @@ class TokenKind(enum.Enum):
     EOF = "end of file"
 
 
-@attrs.frozen
-class Token:
+_NAME_KIND = TokenKind.NAME
+_PUNCT_KIND = TokenKind.PUNCT
+
+
+class Token(NamedTuple):
     """One token with its 1-based position, its source span and any ``///`` doc above it."""
 
     kind: TokenKind
@@ -45,7 +53,7 @@ class Token:
 
     def is_(self, text: str) -> bool:
         """True for a NAME or punctuation token spelled ``text``."""
-        return self.text == text and self.kind in (TokenKind.NAME, TokenKind.PUNCT)
+        return self.text == text and (self.kind is _NAME_KIND or self.kind is _PUNCT_KIND)
 
     def describe(self) -> str:
         """How error messages show this token: ``'}'``, ``end of file``, ``string "x"``."""
@@ -66,44 +74,77 @@ DOCS_KEYWORDS = frozenset({"docs", "exegesis"})
 
 # Longest first: the lexer takes the first that matches.
 _MULTI_PUNCT = ("...", "..", "->", "=>", "::", "==", "!=", "&&", "||")
+_PUNCT2 = frozenset(p for p in _MULTI_PUNCT if len(p) == 2)
 
 _NAME = re.compile(r"[^\W\d]\w*")
 _NUMBER = re.compile(r"\d\w*(?:\.\d\w*)*")
 _CHAR = re.compile(r"'(?:\\u\{[0-9A-Fa-f]{1,6}\}|\\x[0-9A-Fa-f]{2}|\\.|[^'\\\n])'")
-_WS = re.compile(r"[ \t\r\f\v]+")
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_WS = re.compile(r"[ \t\r\f\v\n]+")
+_BLOCK = re.compile(r"/\*|\*/")
+_BRACES = re.compile(r"[{}]")
+_DOCS_OPEN = re.compile(r"\s*\{")
+_CLOSERS = {"{": "}", "(": ")", "[": "]"}
+# What matters while jumping over a group opened by the key: that pair, anything that
+# starts a literal or a comment, and a docs block (its prose may hold lone quotes).
+_SKIP = {
+    opening: re.compile(
+        "[" + re.escape(opening + closing) + r"\"'/]|--|(?<!\w)(?:docs|exegesis)(?!\w)"
+    )
+    for opening, closing in _CLOSERS.items()
+}
 
 
-class _Lexer:
-    """Single pass over the text; ``tokenize`` is the interface."""
+class Lexer:
+    """A single pass over DOL text, one token per :meth:`next_token` call.
 
-    def __init__(self, text: str, file: str) -> None:
+    ``file_doc`` collects the file-level doc comments (``//!`` lines, and a ``///`` run at
+    the top that no declaration claims) as ``(offset, text)`` pairs.
+    """
+
+    def __init__(self, text: str, file: str = "<dol>") -> None:
         self.text = text
         self.file = file
+        self.n = len(text)
         self.pos = 0
         self.line = 1
         self.line_start = 0
-        self.tokens: list[Token] = []
-        self.file_doc: list[str] = []
+        self.count = 0  # tokens handed out
+        self.file_doc: list[tuple[int, str]] = []
         # The ``///`` run being collected, and the line of its last comment.
         self.pending_doc: list[str] = []
         self.pending_doc_line = 0
+        # The DOCS_TEXT token read with a ``docs`` keyword, handed out next.
+        self.pending_docs_text: Token | None = None
 
     # --- positions --------------------------------------------------------------------
-
-    def column(self, pos: int) -> int:
-        return pos - self.line_start + 1
 
     def error(self, message: str, line: int, column: int) -> DolSyntaxError:
         return DolSyntaxError(message, file=self.file, line=line, column=column)
 
     def advance_to(self, pos: int) -> None:
         """Move to ``pos``, counting the newlines passed."""
-        chunk = self.text[self.pos : pos]
-        newlines = chunk.count("\n")
+        text = self.text
+        newlines = text.count("\n", self.pos, pos)
         if newlines:
             self.line += newlines
-            self.line_start = self.pos + chunk.rindex("\n") + 1
+            self.line_start = text.rindex("\n", self.pos, pos) + 1
         self.pos = pos
+
+    def error_at(self, pos: int, message: str) -> DolSyntaxError:
+        self.advance_to(pos)
+        return self.error(message, self.line, pos - self.line_start + 1)
+
+    def rewind(self, tok: Token) -> None:
+        """Continue right after ``tok`` (a token this lexer handed out)."""
+        if self.pos == tok.end:
+            return
+        self.pos = tok.end
+        self.line = tok.end_line
+        self.line_start = self.text.rfind("\n", 0, tok.end) + 1
+        self.pending_doc = []
+        while self.file_doc and self.file_doc[-1][0] >= tok.end:
+            self.file_doc.pop()
 
     # --- doc comments -------------------------------------------------------------------
 
@@ -116,10 +157,10 @@ class _Lexer:
 
     def detach_doc(self) -> None:
         """A doc run not directly above a token: file docs if nothing came before it."""
-        if self.pending_doc and not self.tokens:
+        if self.pending_doc and not self.count:
             if self.file_doc:
-                self.file_doc.append("")
-            self.file_doc.extend(self.pending_doc)
+                self.file_doc.append((self.pos, ""))
+            self.file_doc.extend((self.pos, line) for line in self.pending_doc)
         self.pending_doc = []
 
     def take_doc(self, line: int) -> str | None:
@@ -133,142 +174,131 @@ class _Lexer:
         self.pending_doc = []
         return doc or None
 
+    def file_docs(self) -> str | None:
+        """The file-level doc comments seen so far, or None."""
+        doc = "\n".join(text for _, text in self.file_doc).strip()
+        return doc or None
+
     # --- tokens -----------------------------------------------------------------------
 
-    def emit(self, kind: TokenKind, start: int, end: int, text: str | None = None) -> None:
-        line, column = self.line, self.column(start)
+    def make(self, kind: TokenKind, start: int, end: int, text: str | None = None) -> Token:
+        line, column = self.line, start - self.line_start + 1
         self.advance_to(end)
-        self.tokens.append(
-            Token(
-                kind=kind,
-                text=self.text[start:end] if text is None else text,
-                line=line,
-                column=column,
-                offset=start,
-                end=end,
-                end_line=self.line,
-                doc=self.take_doc(line),
-            )
+        self.count += 1
+        return Token(
+            kind,
+            self.text[start:end] if text is None else text,
+            line,
+            column,
+            start,
+            end,
+            self.line,
+            self.take_doc(line) if self.pending_doc else None,
         )
 
-    def run(self) -> list[Token]:
-        text, n = self.text, len(self.text)
-        while self.pos < n:
-            c = text[self.pos]
-            if c == "\n":
-                self.advance_to(self.pos + 1)
-            elif c in " \t\r\f\v":
-                m = _WS.match(text, self.pos)
+    def next_token(self) -> Token:
+        """The next token; EOF (forever) at the end."""
+        if self.pending_docs_text is not None:
+            docs, self.pending_docs_text = self.pending_docs_text, None
+            return docs
+        text, n = self.text, self.n
+        while True:
+            pos = self.pos
+            if pos >= n:
+                self.detach_doc()
+                return self.make(TokenKind.EOF, n, n, "")
+            c = text[pos]
+            if c in " \t\r\f\v\n":
+                m = _WS.match(text, pos)
                 assert m is not None
-                self.pos = m.end()
-            elif text.startswith("//", self.pos):
-                self.line_comment()
-            elif text.startswith("/*", self.pos):
-                self.block_comment()
-            elif c == '"':
-                self.string()
-            elif c == "'":
-                m = _CHAR.match(text, self.pos)
-                self.emit(
-                    TokenKind.CHAR if m else TokenKind.PUNCT,
-                    self.pos,
-                    m.end() if m else self.pos + 1,
-                )
-            elif "0" <= c <= "9":
-                m = _NUMBER.match(text, self.pos)
-                assert m is not None
-                self.emit(TokenKind.NUMBER, self.pos, m.end())
-            else:
-                m = _NAME.match(text, self.pos)
+                self.advance_to(m.end())
+                continue
+            if c == "/" and pos + 1 < n:
+                nxt = text[pos + 1]
+                if nxt == "/":
+                    self.line_comment(pos)
+                    continue
+                if nxt == "*":
+                    self.advance_to(self.block_comment_end(pos))
+                    continue
+            elif c == "-" and text.startswith("--", pos):
+                end = text.find("\n", pos)
+                self.plain_comment(n if end < 0 else end)
+                continue
+            if c == '"':
+                m = _STRING.match(text, pos)
+                if m is None:
+                    raise self.error_at(pos, "unterminated string literal: add the closing '\"'")
+                return self.make(TokenKind.STRING, pos, m.end())
+            if c == "'":
+                m = _CHAR.match(text, pos)
                 if m is not None:
-                    self.emit(TokenKind.NAME, self.pos, m.end())
-                    if m.group() in DOCS_KEYWORDS:
-                        self.maybe_docs_text()
-                else:
-                    self.punct()
-        self.detach_doc()
-        self.emit(TokenKind.EOF, n, n, "")
-        return self.tokens
+                    return self.make(TokenKind.CHAR, pos, m.end())
+                return self.make(TokenKind.PUNCT, pos, pos + 1)
+            if "0" <= c <= "9":
+                m = _NUMBER.match(text, pos)
+                assert m is not None
+                return self.make(TokenKind.NUMBER, pos, m.end())
+            m = _NAME.match(text, pos)
+            if m is not None:
+                end = m.end()
+                if end - pos in (4, 8) and m.group() in DOCS_KEYWORDS:
+                    tok = self.make(TokenKind.NAME, pos, end)
+                    self.pending_docs_text = self.docs_text()
+                    return tok
+                return self.make(TokenKind.NAME, pos, end)
+            two = text[pos : pos + 2]
+            if two in _PUNCT2:
+                if two == ".." and text.startswith("...", pos):
+                    return self.make(TokenKind.PUNCT, pos, pos + 3)
+                return self.make(TokenKind.PUNCT, pos, pos + 2)
+            return self.make(TokenKind.PUNCT, pos, pos + 1)
 
-    def line_comment(self) -> None:
-        start = self.pos
-        end = self.text.find("\n", start)
-        end = len(self.text) if end < 0 else end
-        body = self.text[start:end]
-        if body.startswith("///") and not body.startswith("////"):
-            doc = body[3:]
+    def line_comment(self, start: int) -> None:
+        text = self.text
+        end = text.find("\n", start)
+        end = self.n if end < 0 else end
+        if text.startswith("///", start) and not text.startswith("////", start):
+            doc = text[start + 3 : end]
             self.note_doc(doc[1:] if doc.startswith(" ") else doc, self.line)
-        elif body.startswith("//!"):
-            doc = body[3:]
-            self.file_doc.append((doc[1:] if doc.startswith(" ") else doc).rstrip())
-        elif self.pending_doc and self.line == self.pending_doc_line + 1:
+            self.pos = end
+        elif text.startswith("//!", start):
+            doc = text[start + 3 : end]
+            self.file_doc.append((start, (doc[1:] if doc.startswith(" ") else doc).rstrip()))
+            self.pos = end
+        else:
+            self.plain_comment(end)
+
+    def plain_comment(self, end: int) -> None:
+        if self.pending_doc and self.line == self.pending_doc_line + 1:
             self.pending_doc_line = self.line  # a plain comment keeps the run attached
         self.pos = end
 
-    def block_comment(self) -> None:
-        start, line, column = self.pos, self.line, self.column(self.pos)
-        depth, i, text = 0, start, self.text
-        while True:
-            opening, closing = text.find("/*", i), text.find("*/", i)
-            if closing < 0:
-                raise self.error(
-                    "unterminated block comment: '/*' is never closed by '*/'", line, column
-                )
-            if 0 <= opening < closing:
+    def block_comment_end(self, start: int) -> int:
+        """The offset just past the nested ``/* ... */`` comment starting at ``start``."""
+        depth = 0
+        for m in _BLOCK.finditer(self.text, start):
+            if m.group() == "/*":
                 depth += 1
-                i = opening + 2
             else:
                 depth -= 1
-                i = closing + 2
                 if depth == 0:
-                    break
-        self.advance_to(i)
+                    return m.end()
+        raise self.error_at(start, "unterminated block comment: '/*' is never closed by '*/'")
 
-    def string(self) -> None:
-        start, line, column = self.pos, self.line, self.column(self.pos)
-        text, i, n = self.text, start + 1, len(self.text)
-        while i < n:
-            c = text[i]
-            if c == "\\":
-                i += 2
-            elif c == '"':
-                self.emit(TokenKind.STRING, start, i + 1)
-                return
-            else:
-                i += 1
-        raise self.error("unterminated string literal: add the closing '\"'", line, column)
-
-    def punct(self) -> None:
-        for p in _MULTI_PUNCT:
-            if self.text.startswith(p, self.pos):
-                self.emit(TokenKind.PUNCT, self.pos, self.pos + len(p))
-                return
-        self.emit(TokenKind.PUNCT, self.pos, self.pos + 1)
-
-    def maybe_docs_text(self) -> None:
+    def docs_text(self) -> Token | None:
         """After ``docs``/``exegesis``: a ``{`` opens prose, read raw up to the matching ``}``.
 
         Only braces count inside; quotes and apostrophes are plain prose.
         """
-        text, n = self.text, len(self.text)
-        i = self.pos
-        while i < n and text[i].isspace():
-            i += 1
-        if i >= n or text[i] != "{":
-            return
+        m = _DOCS_OPEN.match(self.text, self.pos)
+        if m is None:
+            return None
+        i = m.end() - 1
         self.advance_to(i)
-        line, column = self.line, self.column(i)
-        depth, j = 0, i
-        while j < n:
-            c = text[j]
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        else:
+        line, column = self.line, i - self.line_start + 1
+        j = self.prose_end(i)
+        if j < 0:
             raise self.error(
                 f"unclosed '{{' of docs block opened at line {line}, column {column}: "
                 "reached end of file; docs text counts braces, so balance them or close "
@@ -276,7 +306,94 @@ class _Lexer:
                 line,
                 column,
             )
-        self.emit(TokenKind.DOCS_TEXT, i, j + 1, text[i + 1 : j])
+        return self.make(TokenKind.DOCS_TEXT, i, j + 1, self.text[i + 1 : j])
+
+    def prose_end(self, i: int) -> int:
+        """The offset of the ``}`` matching the ``{`` at ``i`` (braces only), or -1."""
+        depth = 0
+        for m in _BRACES.finditer(self.text, i):
+            if m.group() == "{":
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    return m.start()
+        return -1
+
+    # --- jumping over a group -----------------------------------------------------------
+
+    def skip_group(self, opening: Token) -> Token | None:
+        """Jump from ``opening`` (``{``, ``(`` or ``[``) to its match; the closing token.
+
+        Counts that pair only, and jumps over literals, comments and docs blocks inside.
+        None when the end of the file comes first. Doc comments inside are dropped (they
+        document nothing a host sees); ``//!`` lines still count as file docs.
+        """
+        self.rewind(opening)
+        self.pending_docs_text = None
+        text, n = self.text, self.n
+        close = _CLOSERS[opening.text]
+        pattern = _SKIP[opening.text]
+        depth, pos = 1, opening.end
+        while True:
+            m = pattern.search(text, pos)
+            if m is None:
+                self.advance_to(n)
+                return None
+            s = m.start()
+            c = text[s]
+            if c == close:
+                depth -= 1
+                if depth == 0:
+                    self.advance_to(s)
+                    return self.make(TokenKind.PUNCT, s, s + 1)
+                pos = s + 1
+            elif c == opening.text:
+                depth += 1
+                pos = s + 1
+            elif c == '"':
+                sm = _STRING.match(text, s)
+                if sm is None:
+                    raise self.error_at(s, "unterminated string literal: add the closing '\"'")
+                pos = sm.end()
+            elif c == "'":
+                cm = _CHAR.match(text, s)
+                pos = s + 1 if cm is None else cm.end()
+            elif c == "/":
+                if text.startswith("//", s):
+                    end = text.find("\n", s)
+                    end = n if end < 0 else end
+                    if text.startswith("//!", s):
+                        doc = text[s + 3 : end]
+                        self.file_doc.append(
+                            (s, (doc[1:] if doc.startswith(" ") else doc).rstrip())
+                        )
+                    pos = end
+                elif text.startswith("/*", s):
+                    pos = self.block_comment_end(s)
+                else:
+                    pos = s + 1
+            elif c == "-":
+                end = text.find("\n", s)
+                pos = n if end < 0 else end
+            else:  # docs / exegesis
+                om = _DOCS_OPEN.match(text, m.end())
+                if om is None:
+                    pos = m.end()
+                    continue
+                brace = om.end() - 1
+                j = self.prose_end(brace)
+                if j < 0:
+                    self.advance_to(brace)
+                    line, column = self.line, brace - self.line_start + 1
+                    raise self.error(
+                        f"unclosed '{{' of docs block opened at line {line}, column {column}:"
+                        " reached end of file; docs text counts braces, so balance them or "
+                        "close the block with '}'",
+                        line,
+                        column,
+                    )
+                pos = j + 1
 
 
 def tokenize(text: str, file: str = "<dol>") -> tuple[list[Token], str | None]:
@@ -286,7 +403,13 @@ def tokenize(text: str, file: str = "<dol>") -> tuple[list[Token], str | None]:
     separated from the first declaration by a blank line.
     Raises :class:`DolSyntaxError` for unterminated strings, comments and docs blocks.
     """
-    lexer = _Lexer(text, file)
-    tokens = lexer.run()
-    doc = "\n".join(lexer.file_doc).strip()
-    return tokens, doc or None
+    lexer = Lexer(text, file)
+    tokens: list[Token] = []
+    while True:
+        tok = lexer.next_token()
+        tokens.append(tok)
+        if tok.kind is TokenKind.EOF:
+            return tokens, lexer.file_docs()
+
+
+__all__ = ["DOCS_KEYWORDS", "Lexer", "Token", "TokenKind", "tokenize"]
