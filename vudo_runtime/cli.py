@@ -27,7 +27,7 @@ import attrs
 import wasmtime
 
 import vudo_runtime
-from vudo_runtime._binary import read_interface
+from vudo_runtime._binary import STATE_PREFIX, read_interface
 from vudo_runtime.engine import WASMTIME_VERSION
 from vudo_runtime.errors import (
     SignatureError,
@@ -593,7 +593,11 @@ def describe(path: str) -> dict[str, Any]:
             return {"kind": "memory", "min_pages": ty.limits.min, "max_pages": ty.limits.max}
         return {"kind": type(ty).__name__.removesuffix("Type").lower()}
 
-    exports = {e.name: kind(e.type) for e in module.exports}
+    # The runtime's own state exports (added at compile time for resets) are not the
+    # module's.
+    exports = {
+        e.name: kind(e.type) for e in module.exports if not e.name.startswith(STATE_PREFIX)
+    }
     imports = [{"module": i.module, "name": i.name, **kind(i.type)} for i in module.imports]
     genes: dict[str, dict[str, Any]] = {}
     functions = []

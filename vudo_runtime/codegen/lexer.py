@@ -74,8 +74,32 @@ DOCS_KEYWORDS = frozenset({"docs", "exegesis"})
 
 # Longest first: the lexer takes the first that matches.
 _MULTI_PUNCT = ("...", "..", "->", "=>", "::", "==", "!=", "&&", "||")
-_PUNCT2 = frozenset(p for p in _MULTI_PUNCT if len(p) == 2)
 
+_TOKEN = re.compile(
+    r"""[ \t\r\f\v\n]*+(?:
+      ([^\W\d]\w*)
+    | (\d\w*(?:\.\d\w*)*)
+    | (\.\.\.|\.\.|->|=>|::|==|!=|&&|\|\|)
+    | (//|/\*|--)
+    | ("[^"\\]*(?:\\.[^"\\]*)*")
+    | ('(?:\\u\{[0-9A-Fa-f]{1,6}\}|\\x[0-9A-Fa-f]{2}|\\.|[^'\\\n])')
+    | (")
+    | (.)
+    )""",
+    re.X | re.S,
+)
+_NAME_GROUP, _STRING_GROUP, _BAD_QUOTE_GROUP = 1, 5, 7
+_GROUP_KINDS: tuple[TokenKind | None, ...] = (
+    None,
+    TokenKind.NAME,
+    TokenKind.NUMBER,
+    TokenKind.PUNCT,
+    None,
+    TokenKind.STRING,
+    TokenKind.CHAR,
+    TokenKind.PUNCT,
+    TokenKind.PUNCT,
+)
 _NAME = re.compile(r"[^\W\d]\w*")
 _NUMBER = re.compile(r"\d\w*(?:\.\d\w*)*")
 _CHAR = re.compile(r"'(?:\\u\{[0-9A-Fa-f]{1,6}\}|\\x[0-9A-Fa-f]{2}|\\.|[^'\\\n])'")
@@ -201,58 +225,63 @@ class Lexer:
         if self.pending_docs_text is not None:
             docs, self.pending_docs_text = self.pending_docs_text, None
             return docs
-        text, n = self.text, self.n
+        text = self.text
         while True:
             pos = self.pos
-            if pos >= n:
+            m = _TOKEN.match(text, pos)
+            if m is None:  # only whitespace is left
+                self.advance_to(self.n)
                 self.detach_doc()
-                return self.make(TokenKind.EOF, n, n, "")
-            c = text[pos]
-            if c in " \t\r\f\v\n":
-                m = _WS.match(text, pos)
-                assert m is not None
-                self.advance_to(m.end())
+                return self.make(TokenKind.EOF, self.n, self.n, "")
+            group = m.lastindex
+            start = m.start(group)
+            if start != pos:
+                newlines = text.count("\n", pos, start)
+                if newlines:
+                    self.line += newlines
+                    self.line_start = text.rindex("\n", pos, start) + 1
+            end = m.end()
+            kind = _GROUP_KINDS[group]
+            if kind is None:  # a comment
+                self.pos = start
+                c = text[start + 1]
+                if c == "*":
+                    self.advance_to(self.block_comment_end(start))
+                elif c == "/":
+                    self.line_comment(start)
+                else:
+                    newline = text.find("\n", start)
+                    self.plain_comment(self.n if newline < 0 else newline)
                 continue
-            if c == "/" and pos + 1 < n:
-                nxt = text[pos + 1]
-                if nxt == "/":
-                    self.line_comment(pos)
-                    continue
-                if nxt == "*":
-                    self.advance_to(self.block_comment_end(pos))
-                    continue
-            elif c == "-" and text.startswith("--", pos):
-                end = text.find("\n", pos)
-                self.plain_comment(n if end < 0 else end)
-                continue
-            if c == '"':
-                m = _STRING.match(text, pos)
-                if m is None:
-                    raise self.error_at(pos, "unterminated string literal: add the closing '\"'")
-                return self.make(TokenKind.STRING, pos, m.end())
-            if c == "'":
-                m = _CHAR.match(text, pos)
-                if m is not None:
-                    return self.make(TokenKind.CHAR, pos, m.end())
-                return self.make(TokenKind.PUNCT, pos, pos + 1)
-            if "0" <= c <= "9":
-                m = _NUMBER.match(text, pos)
-                assert m is not None
-                return self.make(TokenKind.NUMBER, pos, m.end())
-            m = _NAME.match(text, pos)
-            if m is not None:
-                end = m.end()
-                if end - pos in (4, 8) and m.group() in DOCS_KEYWORDS:
-                    tok = self.make(TokenKind.NAME, pos, end)
-                    self.pending_docs_text = self.docs_text()
-                    return tok
-                return self.make(TokenKind.NAME, pos, end)
-            two = text[pos : pos + 2]
-            if two in _PUNCT2:
-                if two == ".." and text.startswith("...", pos):
-                    return self.make(TokenKind.PUNCT, pos, pos + 3)
-                return self.make(TokenKind.PUNCT, pos, pos + 2)
-            return self.make(TokenKind.PUNCT, pos, pos + 1)
+            line = self.line
+            if group == _STRING_GROUP:
+                newlines = text.count("\n", start, end)
+                if newlines:
+                    self.line += newlines
+                    self.line_start = text.rindex("\n", start, end) + 1
+            elif group == _BAD_QUOTE_GROUP:
+                self.pos = start
+                raise self.error_at(start, "unterminated string literal: add the closing '\"'")
+            self.pos = end
+            self.count += 1
+            word = text[start:end]
+            tok = Token(
+                kind,
+                word,
+                line,
+                start - self.line_start + 1 if line == self.line else self.column_of(start, line),
+                start,
+                end,
+                self.line,
+                self.take_doc(line) if self.pending_doc else None,
+            )
+            if group == _NAME_GROUP and word in DOCS_KEYWORDS:
+                self.pending_docs_text = self.docs_text()
+            return tok
+
+    def column_of(self, pos: int, line: int) -> int:
+        """The column of ``pos``, on ``line`` (for a token that ends on a later line)."""
+        return pos - (self.text.rfind("\n", 0, pos) + 1) + 1
 
     def line_comment(self, start: int) -> None:
         text = self.text

@@ -1,0 +1,298 @@
+"""What ``vudo codegen`` costs on a large DOL file: parse, generate, and the two together.
+
+    python -m benchmarks.codegen [--quick] [--repeat N] [--size BYTES] [--before DIR]
+
+Builds about 1 MB of DOL (``--quick``: about 100 KB, ``--size`` to choose) by repeating
+declarations written the way the DOL Spirit packages write them: a ``docs`` block before
+each declaration, genes with defaults, ``where`` constraints, rules and inheritance
+(``extends``), methods and functions with real bodies, enums, consts, traits, a system and
+host imports. Each unit gets fresh names, so the file is one valid module. Prints the
+median of ``--repeat`` runs (default 5; 3 with ``--quick``) with p25..p75, and the
+input rate. The target: the whole of codegen for 1 MB in under a second.
+
+``--before DIR`` also times another copy of the package (``DIR/vudo_runtime``, say an
+older checkout) on the same input, in a subprocess, and prints the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+TARGET_SECONDS = 1.0
+MB = 1_000_000
+
+_UNIT = '''
+docs {{
+    A rigid body in 3D space (unit {i}): mass, position and velocity.
+
+    Units are SI unless noted. Bodies integrate with a semi-implicit Euler
+    step; see `integrate_{i}` for the update rule and `Body{i}.kinetic_energy`
+    for what "energy" means here. Don't confuse it with {{potential}} energy.
+}}
+
+pub gen Vector{i} {{
+    has x: f64
+    has y: f64
+    has z: f64
+
+    fun length() -> f64 {{
+        return sqrt(this.x * this.x + this.y * this.y + this.z * this.z)
+    }}
+}}
+
+docs {{
+    A body with a mass and a state of motion.
+}}
+
+pub gen Body{i} {{
+    /// Rest mass in kilograms.
+    has mass: f64 = 1.0 where mass > 0.0
+    has position: Vector{i}
+    has velocity: Vector{i}
+    has restitution: f64 = 0.5 where restitution >= 0.0 && restitution <= 1.0
+    has sleeping: bool = false
+    has label: string = "body {i}"
+    @crdt(lww) has phase: Phase{i} = Phase{i}::Solid
+
+    rule mass_is_finite {{
+        this.mass < 1.0e30
+    }}
+
+    docs {{
+        Kinetic energy of the body: 1/2 m v^2, in joules.
+    }}
+
+    fun kinetic_energy() -> f64 {{
+        let v = this.velocity
+        let v2 = v.x * v.x + v.y * v.y + v.z * v.z
+        return 0.5 * this.mass * v2
+    }}
+
+    fun apply_impulse(jx: f64, jy: f64, jz: f64) -> Body{i} {{
+        if this.sleeping {{
+            return this
+        }}
+        let inv = 1.0 / this.mass
+        let dv = Vector{i} {{ x: jx * inv, y: jy * inv, z: jz * inv }}
+        return Body{i} {{
+            mass: this.mass,
+            position: this.position,
+            velocity: vec_add_{i}(this.velocity, dv),
+            restitution: this.restitution,
+            sleeping: false,
+            label: "impulse: {{}}",
+            phase: this.phase
+        }}
+    }}
+}}
+
+docs {{
+    A body carrying an electric charge, in coulombs.
+}}
+
+pub gen Charged{i} extends Body{i} {{
+    has charge: f64 = 0.0
+    has shielded: bool = false
+}}
+
+docs {{
+    States of matter a body can be in.
+}}
+
+pub enum Phase{i} {{
+    Solid,
+    Liquid,
+    Gas,
+    Plasma
+}}
+
+docs {{
+    Standard gravity (m/s^2) and the integration limits for unit {i}.
+}}
+
+pub const GRAVITY_{i}: f64 = 9.80665
+pub const MAX_STEPS_{i}: i64 = 10_000
+const LABEL_{i}: string = "unit {i}"
+
+docs {{
+    Adds two vectors component-wise.
+}}
+
+pub fun vec_add_{i}(a: Vector{i}, b: Vector{i}) -> Vector{i} {{
+    return Vector{i} {{ x: a.x + b.x, y: a.y + b.y, z: a.z + b.z }}
+}}
+
+docs {{
+    Integrates `body` over `steps` steps of `dt` seconds under gravity.
+    Sleeping bodies are returned unchanged; 'settled' ones stop early.
+}}
+
+pub fun integrate_{i}(body: Body{i}, dt: f64, steps: i64) -> Body{i} {{
+    // semi-implicit Euler: velocity first, then position
+    let mut b = body
+    let mut k = 0
+    while k < steps && k < MAX_STEPS_{i} {{
+        let g = Vector{i} {{ x: 0.0, y: 0.0 - GRAVITY_{i} * dt, z: 0.0 }}
+        b = b.apply_impulse(g.x * b.mass, g.y * b.mass, g.z * b.mass)
+        /* a {{ brace in a comment }} and a "quote" */
+        match b.phase {{
+            Phase{i}::Gas => {{ k = k + 2 }}
+            _ => {{ k = k + 1 }}
+        }}
+    }}
+    log_{i}(1, "integrated {{}} steps")
+    return b
+}}
+
+docs {{
+    Prints a message through the host.
+}}
+
+sex fun log_{i}(level: i32, message: string)
+
+pub trait Movable{i} {{
+    fun move_by(dx: f64, dy: f64, dz: f64) -> Self
+    law identity {{
+        this.move_by(0.0, 0.0, 0.0) == this
+    }}
+}}
+
+system Simulation{i} @ 0.9.0 {{
+    requires Body{i} >= 0.9.0
+    state bodies: List<Body{i}>
+}}
+'''
+
+_HEADER = """// Generated benchmark input: {units} units of Spirit-style declarations.
+
+module bench.physics @ 0.9.0
+
+docs {{
+    A large module for timing vudo codegen.
+}}
+
+use local::lib::SPEED_OF_LIGHT
+"""
+
+
+def make_source(size: int) -> str:
+    """About ``size`` characters of valid DOL (whole units, at least one)."""
+    units: list[str] = []
+    total = 0
+    i = 0
+    while total < size or not units:
+        unit = _UNIT.format(i=i)
+        units.append(unit)
+        total += len(unit)
+        i += 1
+    return _HEADER.format(units=len(units)) + "".join(units)
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(text: str, repeat: int) -> dict[str, list[float]]:
+    """Seconds for parse, generate and both, ``repeat`` times each."""
+    from vudo_runtime.codegen import generate_from_dol, parse_dol
+
+    samples: dict[str, list[float]] = {"parse": [], "generate": [], "codegen": []}
+    for _ in range(repeat):
+        samples["parse"].append(_timed(lambda: parse_dol(text, "bench.dol")))
+        dol = parse_dol(text, "bench.dol")
+        samples["generate"].append(_timed(lambda: generate_from_dol(dol, "bench.dol")))
+        samples["codegen"].append(
+            _timed(lambda: generate_from_dol(parse_dol(text, "bench.dol"), "bench.dol"))
+        )
+    return samples
+
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], statistics.median(values), q[2]
+
+
+def _before(directory: str, size: int, repeat: int) -> dict[str, list[float]] | str:
+    """Samples from the package copy in ``directory``, in a subprocess; or why not."""
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {directory!r})\n"
+        "import vudo_runtime\n"
+        "from benchmarks.codegen import make_source, measure\n"
+        f"print(json.dumps(measure(make_source({size}), {repeat})))\n"
+    )
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = here
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            env=env,
+            cwd=directory,
+        )
+    except subprocess.TimeoutExpired:
+        return "timed out"
+    if result.returncode != 0:
+        return (result.stderr.strip().splitlines() or ["failed"])[-1]
+    data: dict[str, list[float]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.codegen", description="Time vudo codegen on a big DOL file."
+    )
+    parser.add_argument("--quick", action="store_true", help="about 100 KB instead of 1 MB")
+    parser.add_argument("--repeat", type=int, help="runs per measurement (default 5, quick 3)")
+    parser.add_argument("--size", type=int, help="input size in characters")
+    parser.add_argument("--before", metavar="DIR", help="also time DIR/vudo_runtime")
+    args = parser.parse_args(argv)
+    size = args.size or (MB // 10 if args.quick else MB)
+    repeat = args.repeat or (3 if args.quick else 5)
+    text = make_source(size)
+    label = f"{len(text) / MB:.2f} MB" if len(text) >= MB // 100 else f"{len(text)} chars"
+    print(f"vudo codegen on {label} of DOL ({len(text):,} characters, {text.count(chr(10)):,} "
+          f"lines), median of {repeat} (p25..p75)")
+    rows: list[tuple[str, dict[str, list[float]]]] = [("after", measure(text, repeat))]
+    if args.before:
+        before = _before(args.before, size, repeat)
+        if isinstance(before, str):
+            print(f"before ({args.before}): not measured: {before}")
+        else:
+            rows.insert(0, ("before", before))
+    print(f"{'':8} {'step':9} {'median':>9} {'p25..p75':>19} {'µs/char':>8}")
+    medians: dict[tuple[str, str], float] = {}
+    for name, samples in rows:
+        for step in ("parse", "generate", "codegen"):
+            low, mid, high = _quartiles(samples[step])
+            medians[name, step] = mid
+            print(
+                f"{name:8} {step:9} {mid:8.3f}s {low:8.3f}..{high:.3f}s "
+                f"{1e6 * mid / len(text):8.2f}"
+            )
+    if ("before", "codegen") in medians:
+        for step in ("parse", "generate", "codegen"):
+            ratio = medians["before", step] / medians["after", step]
+            print(f"speed-up {step:9} {ratio:6.1f}x")
+    per_mb = medians["after", "codegen"] * MB / len(text)
+    verdict = "PASS" if per_mb < TARGET_SECONDS else "MISS"
+    print(f"target: codegen of 1 MB under {TARGET_SECONDS:.0f} s: {per_mb:.3f} s per MB {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
