@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import wasmtime
 
 from vudo_runtime import Spirit
 
@@ -96,3 +98,30 @@ def counter() -> Iterator[Spirit]:
 def types() -> Iterator[Spirit]:
     with Spirit.load_sync(TYPES_WAT.encode(), name="types") as spirit:
         yield spirit
+
+
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Records every real compilation; a module read from the disk cache is not one."""
+    seen: list[bytes] = []
+    original = wasmtime.Module.__init__
+
+    def counting(self: wasmtime.Module, engine: wasmtime.Engine, wasm: bytes) -> None:
+        seen.append(bytes(wasm))
+        original(self, engine, wasm)
+
+    monkeypatch.setattr(wasmtime.Module, "__init__", counting)
+    return seen
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    """A directory to preopen for WASI, with a secret beside it and symlinks pointing out
+    (``abs_link`` absolute, ``rel_link`` relative)."""
+    box = tmp_path / "box"
+    box.mkdir()
+    (box / "data.txt").write_text("inside the box\n")
+    (tmp_path / "secret.txt").write_text("host secret\n")
+    os.symlink(tmp_path / "secret.txt", box / "abs_link")
+    os.symlink("../secret.txt", box / "rel_link")
+    return box

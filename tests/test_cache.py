@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import wasmtime
 from conftest import CALCULATOR, LOOPS, SPIRITS
 
 from vudo_runtime import CacheWarning, Spirit, SpiritLoadError, cache
@@ -28,20 +27,6 @@ def _fresh_process_state() -> Iterator[None]:
     clear_memory_cache()
     yield
     clear_memory_cache()
-
-
-@pytest.fixture
-def compiles(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Records every real compilation; a module read from the disk cache is not one."""
-    seen: list[bytes] = []
-    original = wasmtime.Module.__init__
-
-    def counting(self: wasmtime.Module, engine: wasmtime.Engine, wasm: bytes) -> None:
-        seen.append(bytes(wasm))
-        original(self, engine, wasm)
-
-    monkeypatch.setattr(wasmtime.Module, "__init__", counting)
-    return seen
 
 
 @pytest.fixture

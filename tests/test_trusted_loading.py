@@ -33,20 +33,6 @@ def keys(tmp_path: Path) -> tuple[Path, Path]:
     return write_keypair(tmp_path / "author")
 
 
-@pytest.fixture
-def compiles(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every real compilation (what a refused Spirit must never reach)."""
-    seen: list[bytes] = []
-    original = wasmtime.Module.__init__
-
-    def counting(self: wasmtime.Module, engine: wasmtime.Engine, wasm: bytes) -> None:
-        seen.append(bytes(wasm))
-        original(self, engine, wasm)
-
-    monkeypatch.setattr(wasmtime.Module, "__init__", counting)
-    return seen
-
-
 def _signed(keys: tuple[Path, Path], wat: str = ADD_WAT, manifest: bytes | None = None) -> bytes:
     return sign(bytes(wasmtime.wat2wasm(wat)), keys[0], manifest)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +47,6 @@ def run(program: str, *args: str, **wasi: Any) -> tuple[int, Output]:
         return spirit.run_sync(), io
     finally:
         spirit.close()
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Path:
-    """A directory to preopen, with a secret beside it and symlinks pointing out."""
-    box = tmp_path / "box"
-    box.mkdir()
-    (box / "data.txt").write_text("inside the box\n")
-    (tmp_path / "secret.txt").write_text("host secret\n")
-    os.symlink(tmp_path / "secret.txt", box / "abs_link")
-    os.symlink("../secret.txt", box / "rel_link")
-    return box
 
 
 def test_wasi_is_not_granted_by_default() -> None:
