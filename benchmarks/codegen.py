@@ -1,14 +1,17 @@
 """What ``vudo codegen`` costs on a large DOL file: parse, generate, and the two together.
 
-    python -m benchmarks.codegen [--quick] [--repeat N] [--size BYTES] [--before DIR]
+    python -m benchmarks.codegen [--quick] [--repeat N] [--size CHARS] [--before DIR]
 
-Builds about 1 MB of DOL (``--quick``: about 100 KB, ``--size`` to choose) by repeating
+The headline row, ``spirit``: about 1 MB of DOL (``--quick``: 100 KB; ``--size`` to
+choose) made by repeating
 declarations written the way the DOL Spirit packages write them: a ``docs`` block before
 each declaration, genes with defaults, ``where`` constraints, rules and inheritance
 (``extends``), methods and functions with real bodies, enums, consts, traits, a system and
-host imports. Each unit gets fresh names, so the file is one valid module. Prints the
-median of ``--repeat`` runs (default 5; 3 with ``--quick``) with p25..p75, and the
-input rate. The target: the whole of codegen for 1 MB in under a second.
+host imports. Each unit gets fresh names, so the file is one valid module. The
+``big enum`` row is an input the old front end was quadratic on: one enum of thousands
+of variants (its duplicate check looked at every variant before).
+Prints the median of ``--repeat`` runs (default 5; 3 with ``--quick``) with p25..p75, and
+the time per input character. The target: the whole of codegen for 1 MB in under a second.
 
 ``--before DIR`` also times another copy of the package (``DIR/vudo_runtime``, say an
 older checkout) on the same input, in a subprocess, and prints the ratio.
@@ -28,7 +31,7 @@ from collections.abc import Callable, Sequence
 TARGET_SECONDS = 1.0
 MB = 1_000_000
 
-_UNIT = '''
+_UNIT = """
 docs {{
     A rigid body in 3D space (unit {i}): mass, position and velocity.
 
@@ -126,8 +129,41 @@ docs {{
 }}
 
 pub fun vec_add_{i}(a: Vector{i}, b: Vector{i}) -> Vector{i} {{
-    return Vector{i} {{ x: a.x + b.x, y: a.y + b.y, z: a.z + b.z }}
+    return Vector{i} {{
+        x: a.x + b.x,
+        y: a.y + b.y,
+        z: a.z + b.z
+    }}
 }}
+
+docs {{
+    Scales a vector by `s`.
+}}
+
+pub fun vec_scale_{i}(v: Vector{i}, s: f64) -> Vector{i} {{
+    return Vector{i} {{
+        x: v.x * s,
+        y: v.y * s,
+        z: v.z * s
+    }}
+}}
+
+docs {{
+    The cross product a × b, perpendicular to both.
+    |a × b| = |a| |b| sin θ
+}}
+
+pub fun vec_cross_{i}(a: Vector{i}, b: Vector{i}) -> Vector{i} {{
+    return Vector{i} {{
+        x: a.y * b.z - a.z * b.y,
+        y: a.z * b.x - a.x * b.z,
+        z: a.x * b.y - a.y * b.x
+    }}
+}}
+
+// ─────────────────────────────────────────────────────────────────────────────
+// Integration
+// ─────────────────────────────────────────────────────────────────────────────
 
 docs {{
     Integrates `body` over `steps` steps of `dt` seconds under gravity.
@@ -168,7 +204,7 @@ system Simulation{i} @ 0.9.0 {{
     requires Body{i} >= 0.9.0
     state bodies: List<Body{i}>
 }}
-'''
+"""
 
 _HEADER = """// Generated benchmark input: {units} units of Spirit-style declarations.
 
@@ -195,6 +231,25 @@ def make_source(size: int) -> str:
     return _HEADER.format(units=len(units)) + "".join(units)
 
 
+def make_enum(size: int) -> str:
+    """One enum of about ``size`` characters (``enum Element { Element0, ... }``)."""
+    parts = ["enum Element {\n"]
+    total, i = 0, 0
+    while total < size:
+        line = f"    Element{i},\n"
+        parts.append(line)
+        total += len(line)
+        i += 1
+    return "".join(parts) + "}\n"
+
+
+#: (row name, input maker, size with --quick, size without).
+CASES: list[tuple[str, Callable[[int], str], int, int]] = [
+    ("spirit", make_source, MB // 10, MB),
+    ("big enum", make_enum, 20_000, 100_000),
+]
+
+
 def _timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -206,14 +261,19 @@ def measure(text: str, repeat: int) -> dict[str, list[float]]:
     from vudo_runtime.codegen import generate_from_dol, parse_dol
 
     samples: dict[str, list[float]] = {"parse": [], "generate": [], "codegen": []}
+    dol = parse_dol(text, "bench.dol")
     for _ in range(repeat):
         samples["parse"].append(_timed(lambda: parse_dol(text, "bench.dol")))
-        dol = parse_dol(text, "bench.dol")
         samples["generate"].append(_timed(lambda: generate_from_dol(dol, "bench.dol")))
         samples["codegen"].append(
             _timed(lambda: generate_from_dol(parse_dol(text, "bench.dol"), "bench.dol"))
         )
     return samples
+
+
+def measure_cases(sizes: dict[str, int], repeat: int) -> dict[str, dict[str, list[float]]]:
+    """:func:`measure` for every case of ``CASES`` named in ``sizes``."""
+    return {name: measure(make(sizes[name]), repeat) for name, make, _, _ in CASES if name in sizes}
 
 
 def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
@@ -223,14 +283,16 @@ def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
-def _before(directory: str, size: int, repeat: int) -> dict[str, list[float]] | str:
+def _before(
+    directory: str, sizes: dict[str, int], repeat: int
+) -> dict[str, dict[str, list[float]]] | str:
     """Samples from the package copy in ``directory``, in a subprocess; or why not."""
     code = (
         "import json, sys\n"
         f"sys.path.insert(0, {directory!r})\n"
         "import vudo_runtime\n"
-        "from benchmarks.codegen import make_source, measure\n"
-        f"print(json.dumps(measure(make_source({size}), {repeat})))\n"
+        "from benchmarks.codegen import measure_cases\n"
+        f"print(json.dumps(measure_cases({sizes!r}, {repeat})))\n"
     )
     env = dict(os.environ)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -248,47 +310,57 @@ def _before(directory: str, size: int, repeat: int) -> dict[str, list[float]] | 
         return "timed out"
     if result.returncode != 0:
         return (result.stderr.strip().splitlines() or ["failed"])[-1]
-    data: dict[str, list[float]] = json.loads(result.stdout.strip().splitlines()[-1])
+    data: dict[str, dict[str, list[float]]] = json.loads(result.stdout.strip().splitlines()[-1])
     return data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.codegen", description="Time vudo codegen on a big DOL file."
+        prog="python -m benchmarks.codegen", description="Time vudo codegen on big DOL files."
     )
     parser.add_argument("--quick", action="store_true", help="about 100 KB instead of 1 MB")
     parser.add_argument("--repeat", type=int, help="runs per measurement (default 5, quick 3)")
-    parser.add_argument("--size", type=int, help="input size in characters")
+    parser.add_argument("--size", type=int, help="the spirit-style input's size in characters")
     parser.add_argument("--before", metavar="DIR", help="also time DIR/vudo_runtime")
     args = parser.parse_args(argv)
-    size = args.size or (MB // 10 if args.quick else MB)
+    sizes = {name: quick if args.quick else full for name, _, quick, full in CASES}
+    if args.size:
+        sizes["spirit"] = args.size
     repeat = args.repeat or (3 if args.quick else 5)
-    text = make_source(size)
-    label = f"{len(text) / MB:.2f} MB" if len(text) >= MB // 100 else f"{len(text)} chars"
-    print(f"vudo codegen on {label} of DOL ({len(text):,} characters, {text.count(chr(10)):,} "
-          f"lines), median of {repeat} (p25..p75)")
-    rows: list[tuple[str, dict[str, list[float]]]] = [("after", measure(text, repeat))]
+    texts = {name: make(sizes[name]) for name, make, _, _ in CASES}
+    print(f"vudo codegen: median of {repeat} runs (p25..p75)")
+    for name, text in texts.items():
+        size = f"{len(text) / MB:.2f} MB" if len(text) >= MB // 10 else f"{len(text):,} chars"
+        print(f"  {name:9} {size} ({len(text):,} characters, {text.count(chr(10)):,} lines)")
+    runs: dict[str, dict[str, dict[str, list[float]]]] = {}
     if args.before:
-        before = _before(args.before, size, repeat)
+        before = _before(args.before, sizes, repeat)
         if isinstance(before, str):
             print(f"before ({args.before}): not measured: {before}")
         else:
-            rows.insert(0, ("before", before))
-    print(f"{'':8} {'step':9} {'median':>9} {'p25..p75':>19} {'µs/char':>8}")
-    medians: dict[tuple[str, str], float] = {}
-    for name, samples in rows:
-        for step in ("parse", "generate", "codegen"):
-            low, mid, high = _quartiles(samples[step])
-            medians[name, step] = mid
-            print(
-                f"{name:8} {step:9} {mid:8.3f}s {low:8.3f}..{high:.3f}s "
-                f"{1e6 * mid / len(text):8.2f}"
-            )
-    if ("before", "codegen") in medians:
-        for step in ("parse", "generate", "codegen"):
-            ratio = medians["before", step] / medians["after", step]
-            print(f"speed-up {step:9} {ratio:6.1f}x")
-    per_mb = medians["after", "codegen"] * MB / len(text)
+            runs["before"] = before
+    runs["after"] = {name: measure(text, repeat) for name, text in texts.items()}
+    print(f"{'case':9} {'code':7} {'step':9} {'median':>9} {'p25..p75':>19} {'µs/char':>8}")
+    medians: dict[tuple[str, str, str], float] = {}
+    for name, text in texts.items():
+        for label, cases in runs.items():
+            for step in ("parse", "generate", "codegen"):
+                low, mid, high = _quartiles(cases[name][step])
+                medians[label, name, step] = mid
+                print(
+                    f"{name:9} {label:7} {step:9} {mid:8.3f}s {low:8.3f}..{high:.3f}s "
+                    f"{1e6 * mid / len(text):8.2f}"
+                )
+    if "before" in runs:
+        print("speed-up (before / after, median):")
+        for name in texts:
+            ratios = [
+                f"{step} {medians['before', name, step] / medians['after', name, step]:.1f}x"
+                for step in ("parse", "generate", "codegen")
+            ]
+            print(f"  {name:9} {', '.join(ratios)}")
+    spirit = texts["spirit"]
+    per_mb = medians["after", "spirit", "codegen"] * MB / len(spirit)
     verdict = "PASS" if per_mb < TARGET_SECONDS else "MISS"
     print(f"target: codegen of 1 MB under {TARGET_SECONDS:.0f} s: {per_mb:.3f} s per MB {verdict}")
     return 0

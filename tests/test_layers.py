@@ -25,10 +25,11 @@ LAYERS: list[set[str]] = [
     {"instances"},
     {"spirit"},
     {"pool", "facade", "seance"},
+    {"ray_backend"},
     {"__init__"} | {f"codegen.{m}" for m in ("ast", "lexer", "types")},
     {"codegen.parser", "codegen.emit"},
-    {"codegen.generator", "codegen.from_wasm"},
-    {"codegen", "codegen.__main__"},
+    {"codegen.generator", "codegen.from_wasm", "codegen.pyexpr"},
+    {"codegen", "codegen.__main__", "codegen.package"},
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}

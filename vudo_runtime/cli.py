@@ -666,6 +666,12 @@ def _print_manifest(m: dict[str, Any]) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from vudo_runtime.codegen import inspect_package
+
+    package = inspect_package(args.spirit, as_json=args.json)
+    if package is not None:  # a Spirit package (a folder with Spirit.dol)
+        sys.stdout.write(package)
+        return 0
     info = describe(args.spirit)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -712,18 +718,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_codegen(args: argparse.Namespace) -> int:
-    from vudo_runtime.codegen import generate_file
+    from vudo_runtime.codegen import codegen
 
-    text = generate_file(args.source)
-    if args.output:
-        out = Path(args.output)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
-    else:
+    text, files = codegen(args.source, args.output)
+    if text is not None:
         sys.stdout.write(text)
+    elif len(files) > 1 or not args.output:  # a Spirit package: say what was written
+        print(f"wrote {len(files)} files: {', '.join(str(f) for f in files)}")
     return 0
 
 

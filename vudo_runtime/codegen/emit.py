@@ -8,10 +8,13 @@ import it without importing the other.
 
 from __future__ import annotations
 
+import io
 import json
 import keyword
 import re
 import textwrap
+import tokenize
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -24,6 +27,7 @@ __all__ = [
     "INT",
     "LINE_LENGTH",
     "MODULE_NAMES",
+    "NEVER",
     "NONE",
     "POINTER_HELPER",
     "TIMEOUT_PARAM",
@@ -41,9 +45,12 @@ __all__ = [
     "ident",
     "lit",
     "method_lines",
+    "one_line",
     "pascal",
+    "printable",
     "raw_annotation",
     "snake",
+    "string_lines",
     "upper_snake",
     "wrap",
 ]
@@ -56,6 +63,7 @@ TIMEOUT_PARAM = "timeout: float | None = None"
 #: Names a generated module imports or defines itself: DOL names never take them.
 MODULE_NAMES = frozenset(
     {"annotations", "enum", "attrs", "Any", "ClassVar", "Protocol", "Self", "GeneLayout"}
+    | {"Final", "NoReturn"}
     | {"MemoryAccessError", "VudoError", "MemoryManager", "Source", "Spirit", "load_spirit"}
     | {"GeneHandle", "int", "float", "bool", "str", "tuple", "dict", "object", "type"}
     | {"isinstance", "getattr", "print", "super", "cls", "self"}
@@ -72,11 +80,39 @@ def lit(text: str) -> str:
     return json.dumps(text)
 
 
+def string_lines(text: str, indent: str, suffix: str = "") -> list[str]:
+    """``text`` as string literal lines at ``indent`` (split to fit, implicitly concatenated
+    inside the brackets they go in), the last one followed by ``suffix``."""
+    width = max(20, LINE_LENGTH - len(indent) - len(suffix) - 2)
+    pieces: list[str] = []
+    rest = text
+    while rest:
+        cut = len(rest)
+        while len(lit(rest[:cut])) > width and cut > 1:
+            cut = max(1, cut * width // len(lit(rest[:cut])))
+            space = rest.rfind(" ", 0, cut)
+            if space > cut // 2:
+                cut = space + 1
+        pieces.append(lit(rest[:cut]))
+        rest = rest[cut:]
+    pieces = pieces or [lit("")]
+    return [f"{indent}{p}" for p in pieces[:-1]] + [f"{indent}{pieces[-1]}{suffix}"]
+
+
 def ident(name: str, reserved: Iterable[str] = ()) -> str:
-    """``name`` made a valid Python identifier: no keyword, no ambiguous letter, not reserved."""
-    s = re.sub(r"\W", "_", name) or "_"
-    if s[0].isdigit():
-        s = "_" + s
+    """``name`` made a valid Python identifier: no keyword, no ambiguous letter, not reserved.
+
+    Python reads identifiers NFKC-normalised, so this returns the normalised spelling
+    (two DOL names that Python would take for one get told apart by :class:`Names`).
+    """
+    s = unicodedata.normalize("NFKC", name)
+    if not s.isidentifier():
+        s = "".join(c if ("_" + c).isidentifier() else "_" for c in s) or "_"
+        if not s.isidentifier():
+            s = "_" + s
+        s = unicodedata.normalize("NFKC", s)
+        if not s.isidentifier():  # pragma: no cover - normalisation made it invalid again
+            s = "_" + "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in s)
     taken = set(reserved)
     while keyword.iskeyword(s) or s in ("l", "O", "I") or s in taken:
         s += "_"
@@ -121,10 +157,18 @@ def wrap(head: str, items: Sequence[str], tail: str, indent: str) -> list[str]:
     return [f"{indent}{head}", *(f"{inner}{item}," for item in items), f"{indent}{tail}"]
 
 
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every character Python source cannot show plainly (controls, NUL,
+    line and paragraph separators, lone surrogates, ...) made a space; ``keep`` are left."""
+    if text.isprintable() or (keep and all(part.isprintable() for part in text.split(keep))):
+        return text
+    return "".join(c if c.isprintable() or c in keep else " " for c in text)
+
+
 def _text_lines(text: str, width: int) -> list[str]:
     """``text`` split into lines of at most ``width`` characters where words allow."""
     out: list[str] = []
-    for raw in text.expandtabs(4).splitlines():
+    for raw in text.expandtabs(4).split("\n"):
         line = raw.rstrip()
         if len(line) <= width:
             out.append(line)
@@ -135,7 +179,7 @@ def _text_lines(text: str, width: int) -> list[str]:
                 line,
                 width,
                 subsequent_indent=lead,
-                break_long_words=False,
+                break_long_words=len(max(line.split(), key=len)) > width,
                 break_on_hyphens=False,
             )
         )
@@ -146,18 +190,50 @@ def _text_lines(text: str, width: int) -> list[str]:
     return out
 
 
+def _escape_doc(line: str) -> str:
+    """One docstring line with backslashes doubled and no run of three quotes."""
+    line = line.replace("\\", "\\\\")
+    if '""' not in line:
+        return line
+    out: list[str] = []
+    run = 0
+    for c in line:
+        if c == '"':
+            run += 1
+            if run == 3:
+                out.append('\\"')
+                run = 0
+                continue
+        else:
+            run = 0
+        out.append(c)
+    return "".join(out)
+
+
 def docstring(text: str | None, indent: str) -> list[str]:
-    """A docstring for ``text`` at ``indent``; nothing for empty text."""
+    """A docstring for ``text`` at ``indent``; nothing for empty text.
+
+    Whatever ``text`` holds (quotes, backslashes, control characters, a trailing quote or
+    backslash), the result is a valid string literal: backslashes are doubled, no three
+    quotes in a row survive, a quote before the closing ones is escaped, and characters
+    that are not printable become spaces.
+    """
     if not text or not text.strip():
         return []
-    body = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    body = "".join(c if c.isprintable() or c == "\n" else " " for c in body.replace("\t", "    "))
-    lines = _text_lines(body, LINE_LENGTH - len(indent))
+    body = printable(text.replace("\r\n", "\n").replace("\t", "    "), "\n")
+    body = "\n".join(_escape_doc(line) for line in body.split("\n"))
+    # wrapped with the opening quotes in front, so the first line fits with them
+    lines = _text_lines('"""' + body.lstrip(), LINE_LENGTH - len(indent))
     if not lines:
         return []
+    lines[0] = lines[0][3:]
+    last = lines[-1]
+    if last.endswith('"'):  # it would run into the closing quotes, unless escaped already
+        head = last[:-1]
+        if (len(head) - len(head.rstrip("\\"))) % 2 == 0:
+            lines[-1] = head + '\\"'
     if len(lines) == 1:
-        only = lines[0][:-1] + '\\"' if lines[0].endswith('"') else lines[0]
-        single = f'{indent}"""{only}"""'
+        single = f'{indent}"""{lines[0]}"""'
         if len(single) <= LINE_LENGTH:
             return [single]
     first, *rest = lines
@@ -172,9 +248,14 @@ def comment(text: str | None, indent: str, mark: str = "#:") -> list[str]:
     """``text`` as ``#:`` comment lines at ``indent``."""
     if not text or not text.strip():
         return []
-    clean = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
+    clean = printable(text.replace("\r\n", "\n"), "\n")
     width = LINE_LENGTH - len(indent) - len(mark) - 1
     return [f"{indent}{mark} {line}".rstrip() for line in _text_lines(clean, width)]
+
+
+def one_line(text: str) -> str:
+    """``text`` on one printable line (for a ``# Source:`` header and the like)."""
+    return " ".join(printable(text).split())
 
 
 class Names:
@@ -218,9 +299,10 @@ def _pointer(spirit: Spirit, value: object) -> int:
 class ModuleWriter:
     """Collects a generated module's imports and top-level blocks, then renders it."""
 
-    def __init__(self, source_name: str, doc: str) -> None:
+    def __init__(self, source_name: str, doc: str, header: Sequence[str] = ()) -> None:
         self.source_name = source_name
         self.doc = doc
+        self.header = list(header)
         self._imports: set[tuple[str, str]] = set()
         self.blocks: list[list[str]] = []
         self._pointer = False
@@ -273,10 +355,12 @@ class ModuleWriter:
             return lines
 
         every = plain | set(by_module)
+        local = [m for m in every if m.startswith(".")]
         groups = [
             [m for m in every if m in _STDLIB],
-            [m for m in every if m not in _STDLIB and not m.startswith("vudo_runtime")],
+            [m for m in every if m not in _STDLIB and not m.startswith(("vudo_runtime", "."))],
             [m for m in every if m.startswith("vudo_runtime")],
+            local,
         ]
         out: list[str] = ["from __future__ import annotations"]
         for group in groups:
@@ -284,16 +368,35 @@ class ModuleWriter:
                 out += ["", *section(group)]
         return out
 
+    def _drop_unused_local_imports(self, code: list[str]) -> None:
+        """Relative imports (from another module of the package) only if the code uses
+        them: a name looked up for a default that then did not translate is not."""
+        local = {(m, n) for m, n in self._imports if m.startswith(".")}
+        if not local:
+            return
+        used: set[str] = set()
+        try:
+            for tok in tokenize.generate_tokens(io.StringIO("\n".join(code) + "\n").readline):
+                if tok.type == tokenize.NAME:
+                    used.add(tok.string)
+        except (tokenize.TokenError, SyntaxError):  # pragma: no cover - keep them all
+            return
+        for module, name in local:
+            if name.split(" as ")[-1] not in used:
+                self._imports.discard((module, name))
+
     def render(self) -> str:
-        source = " ".join(self.source_name.split())
-        lines = [GENERATED_MARK, f"# Source: {source}"]
-        lines += docstring(self.doc, "")
-        lines += ["", *self._import_lines()]
         helpers = [POINTER_HELPER.splitlines()] if self._pointer else []
+        body: list[str] = []
         for i, block in enumerate([*helpers, *self.blocks]):
             # isort: two blank lines after the imports before a def or class, else one
             one = i == 0 and not block[0].startswith(("class ", "def ", "async def ", "@"))
-            lines += ["", *block] if one else ["", "", *block]
+            body += ["", *block] if one else ["", "", *block]
+        self._drop_unused_local_imports(body)
+        lines = [GENERATED_MARK, f"# Source: {one_line(self.source_name)}"]
+        lines += [f"# {one_line(extra)}" for extra in self.header]
+        lines += docstring(self.doc, "")
+        lines += ["", *self._import_lines(), *body]
         return "\n".join(lines) + "\n"
 
 
@@ -316,6 +419,8 @@ class PyType:
 
 
 NONE = PyType("none", "None")
+#: The result of a function declared ``-> !``.
+NEVER = PyType("never", "NoReturn")
 INT = PyType("int", "int")
 FLOAT = PyType("float", "float")
 
@@ -362,6 +467,9 @@ def method_lines(
     call = "await self.spirit.call("
     if returns.kind == "none":
         return lines + wrap(call, args, ")", inner)
+    if returns.kind == "never":  # DOL's `-> !`: the call traps (raises) or it is a bug
+        why = lit(f"{export} returned, but DOL declares it never returns (-> !)")
+        return [*lines, *wrap(call, args, ")", inner), f"{inner}raise VudoError({why})"]
     if returns.kind != "tuple":
         one = f"{inner}return {convert_result(returns, call + ', '.join(args) + ')')}"
         if len(one) <= LINE_LENGTH:

@@ -1,13 +1,22 @@
-"""Typed Python stubs from DOL declarations: one module per Spirit.
+"""Typed Python stubs from DOL declarations: one module per DOL file (or package module).
 
 ``generate_from_dol`` turns a parsed DOL file into a module holding an ``enum.IntEnum`` per
-enum, an ``attrs`` class and a :class:`~vudo_runtime.layout.GeneLayout` per gene, a handle
-class per gene (its methods run in the Spirit), a facade ``<Stem>Spirit`` with one typed
-async method per export, and a ``typing.Protocol`` ``<Stem>Host`` for the host functions
-the Spirit imports. Handles subclass :class:`~vudo_runtime.facade.GeneHandle` and facades
+enum, its consts as ``Final`` values, an ``attrs`` class and a
+:class:`~vudo_runtime.layout.GeneLayout` per gene (field defaults as attrs defaults,
+``where`` constraints and the gene's rules as validators where Python can check them, in
+comments where not), a handle class per gene (its methods run in the Spirit), a facade
+``<Stem>Spirit`` with one typed async method per export, and a ``typing.Protocol``
+``<Stem>Host`` for the host functions the Spirit imports. Handles subclass
+:class:`~vudo_runtime.facade.GeneHandle` and facades
 :class:`~vudo_runtime.facade.SpiritFacade`, so the module imports what every stub shares.
 Layouts are built with ``GeneLayout.from_fields`` when the stub is imported, so their
-offsets are the runtime's own. The output is deterministic.
+offsets are the runtime's own: an inherited gene has its parent's fields first, at the
+parent's offsets, and its own from the parent's size on, as the DOL compiler lays it out.
+The output is deterministic, and always valid Python whatever the docs hold.
+
+The modules of a Spirit package are generated together (:func:`generate_modules`): a
+module sees the genes, enums, aliases and consts of the modules generated before it and
+imports what it uses from them.
 
 ``python -m vudo_runtime.codegen.generator --refresh`` rewrites the checked-in stubs
 (``codegen/<stem>.py`` for every ``spirits/<stem>.dol``); ``--check`` only reports.
@@ -17,13 +26,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
 
-from vudo_runtime.codegen.ast import INLINE_ENUM, TUPLE, DolFile, Function, Gene, TypeRef
+from vudo_runtime.codegen.ast import (
+    INLINE_ENUM,
+    TUPLE,
+    Const,
+    DolFile,
+    Function,
+    Gene,
+    GeneField,
+    TypeRef,
+)
 from vudo_runtime.codegen.emit import (
     FACADE_MODULE,
     GENERATED_MARK,
@@ -31,6 +50,7 @@ from vudo_runtime.codegen.emit import (
     INT,
     LINE_LENGTH,
     MODULE_NAMES,
+    NEVER,
     NONE,
     ModuleWriter,
     Names,
@@ -45,14 +65,23 @@ from vudo_runtime.codegen.emit import (
     ident,
     lit,
     method_lines,
+    one_line,
     pascal,
     raw_annotation,
     snake,
+    string_lines,
     upper_snake,
     wrap,
 )
+from vudo_runtime.codegen.lexer import gc_paused
 from vudo_runtime.codegen.parser import parse_dol_file
+from vudo_runtime.codegen.pyexpr import Expr, Scope, Unsupported, translate
 from vudo_runtime.codegen.types import (
+    BOOL_TYPES,
+    CHAR_TYPES,
+    FLOAT_TYPES,
+    INT_TYPES,
+    STRING_TYPES,
     LayoutType,
     TypeContext,
     class_name,
@@ -63,7 +92,7 @@ from vudo_runtime.codegen.types import (
 )
 from vudo_runtime.errors import LayoutError, VudoError
 
-__all__ = ["REFRESH_COMMAND", "generate_from_dol", "main", "refresh"]
+__all__ = ["REFRESH_COMMAND", "ModuleSpec", "generate_from_dol", "generate_modules", "main"]
 
 REFRESH_COMMAND = "python -m vudo_runtime.codegen.generator --refresh"
 
@@ -82,148 +111,495 @@ _FIELD_PY = {
     "char": "str",
     "string": "str",
 }
+# What a DOL expression for a field of each layout type must be (None: no Python value).
+_FIELD_KIND = {
+    "i32": "int",
+    "u32": "int",
+    "i64": "int",
+    "u64": "int",
+    "f32": "float",
+    "f64": "float",
+    "bool": "bool",
+    "char": "str",
+    "string": "str",
+}
+_INT_LITERAL = re.compile(r"-?\d+")
+_NOT_PLANNED, _PLANNING, _PLANNED = 0, 1, 2
 
 
 # ---------------------------------------------------------------------------
-# DOL -> module
+# What a module declares
 
 
-@attrs.define
+@attrs.define(eq=False)
+class _EnumInfo:
+    home: _Module
+    cls: str
+    doc: str | None
+    variants: list[tuple[str, str, str | None]]  # (DOL name, Python member, doc)
+    kind: str = ""
+
+    def member(self, name: str) -> str | None:
+        return next((py for dol, py, _ in self.variants if dol == name), None)
+
+
+@attrs.define(eq=False)
+class _FieldInfo:
+    decl: GeneField
+    py: str
+    lt: LayoutType
+    boundary: str = "int"  # the plain Python type a caller passes for a scalar field
+    nested: _GeneInfo | None = None
+    enum: _EnumInfo | None = None
+    default: str | None = None  # Python source
+    default_why: str | None = None
+    kw_only: bool = False
+    validator: str | None = None  # the check's Python condition on ``value``
+    validator_why: str | None = None
+
+    @property
+    def positional_default(self) -> bool:
+        return self.default is not None and not self.kw_only
+
+
+@attrs.define(eq=False)
 class _GeneInfo:
+    home: _Module
     gene: Gene
     cls: str
     handle: str
     snake: str
     layout: str | None = None  # the LAYOUT constant, None when the gene cannot be laid out
     why: str | None = None  # why it has no layout
-    fields: list[tuple[str, str, LayoutType]] = attrs.field(factory=list)  # own: py, ann, lt
-    inline_enums: list[tuple[str, str, tuple[str, ...]]] = attrs.field(factory=list)
+    fields: list[_FieldInfo] = attrs.field(factory=list)  # its own
     parent: _GeneInfo | None = None
+    state: int = _NOT_PLANNED
+    rules: list[tuple[str, str]] = attrs.field(factory=list)  # (condition, message)
+    unchecked: list[str] = attrs.field(factory=list)  # rules Python cannot check
+    post_init: bool = False  # it or an ancestor defines __attrs_post_init__
+    _all: list[_FieldInfo] | None = None
+
+    def all_fields(self) -> list[_FieldInfo]:
+        """Every field in memory order: the ancestors' first."""
+        if self._all is None:
+            inherited = self.parent.all_fields() if self.parent is not None else []
+            self._all = [*inherited, *self.fields]
+        return self._all
 
 
-class _DolModule:
-    def __init__(self, dol: DolFile, source_name: str) -> None:
+@attrs.define(eq=False)
+class _ConstInfo:
+    home: _Module
+    const: Const
+    py: str
+    expr: Expr | None = None
+    why: str | None = None
+
+
+@attrs.frozen
+class ModuleSpec:
+    """One module of a package to generate: its parsed file and how to present it.
+
+    ``pyname`` is the Python module name inside the package (imports between modules use
+    it), ``stem`` names its facade, ``title`` opens its docstring.
+    """
+
+    dol: DolFile
+    source_name: str
+    pyname: str = ""
+    stem: str | None = None
+    title: str | None = None
+    header: tuple[str, ...] = ()
+
+
+class _Package:
+    """State the modules generated together share."""
+
+    def __init__(self, scope_word: str) -> None:
+        self.scope_word = scope_word
+        self.enum_kinds: dict[str, _EnumInfo] = {}
+        self.modules: list[_Module] = []
+
+
+# ---------------------------------------------------------------------------
+# DOL -> module
+
+
+class _Module:
+    def __init__(self, spec: ModuleSpec, package: _Package) -> None:
+        dol = spec.dol
+        self.spec = spec
         self.dol = dol
-        self.ctx = TypeContext.from_file(dol)
-        self.source_name = source_name
-        stem = Path(source_name).stem or "spirit"
+        self.package = package
+        self.pyname = spec.pyname
+        self.visible = list(package.modules)
+        self.source_name = spec.source_name
+        stem = spec.stem or Path(spec.source_name).stem or "spirit"
         self.stem = stem
         self.names = Names(MODULE_NAMES)
         self.facade = self.names.take(pascal(stem) + "Spirit")
         self.host = self.names.take(pascal(stem) + "Host")
-        self.enums = {e.name: self.names.take(class_name(e.name)) for e in dol.enums}
+        self.enums: dict[str, _EnumInfo] = {}
+        for e in dol.enums:
+            if e.name not in self.enums:
+                variants = [(v.name, v.doc) for v in e.variants]
+                cls = self.names.take(class_name(e.name))
+                self.enums[e.name] = self._enum_info(cls, e.doc, variants)
         self.genes: dict[str, _GeneInfo] = {}
         for g in dol.genes:
             if g.name in self.genes:
                 continue
             want = class_name(g.name)
             cls = self.names.take(want)
-            self.genes[g.name] = _GeneInfo(g, cls, self.names.take(want + "Handle"), snake(g.name))
+            self.genes[g.name] = _GeneInfo(
+                self, g, cls, self.names.take(want + "Handle"), snake(g.name)
+            )
+        self.aliases = {a.name: a.target for a in dol.type_aliases}
+        self.consts: dict[str, _ConstInfo] = {}
+        self.imported: dict[tuple[int, str], str] = {}
+        doc = spec.title or f"Typed stubs for the {stem} Spirit."
+        self.w = ModuleWriter(
+            spec.source_name, f"{doc}\n\n{dol.doc}" if dol.doc else doc, spec.header
+        )
+        self.use_roots = {u.local_root for u in dol.uses} - {None}
+        genes: set[str] = set(self.genes)
+        enums: set[str] = set(self.enums)
+        aliases: dict[str, TypeRef] = {}
+        for m in reversed(self.visible):
+            genes |= set(m.genes)
+            enums |= set(m.enums)
+            aliases.update(m.aliases)
+        aliases.update(self.aliases)
+        self.ctx = TypeContext(frozenset(genes), frozenset(enums), aliases)
         self.order: list[_GeneInfo] = []
-        self._state: dict[str, bool] = {}
         for info in self.genes.values():
-            self._plan(info, [])
-        doc = f"Typed stubs for the {stem} Spirit."
-        self.w = ModuleWriter(source_name, f"{doc}\n\n{dol.doc}" if dol.doc else doc)
+            self._plan(info)
+        for c in dol.consts:
+            if c.name not in self.consts:
+                self.consts[c.name] = _ConstInfo(self, c, self.names.take(c.name))
+        for const in self.consts.values():
+            self._const_value(const)
+        for info in self.order:
+            self._field_extras(info)
+
+    def _enum_info(
+        self, cls: str, doc: str | None, variants: Sequence[tuple[str, str | None]]
+    ) -> _EnumInfo:
+        members = Names({"name", "value", "mro"})
+        info = _EnumInfo(self, cls, doc, [(v, members.take(v), d) for v, d in variants])
+        info.kind = f"enum:{self.pyname + '.' if self.pyname else ''}{cls}"
+        self.package.enum_kinds[info.kind] = info
+        return info
+
+    # -- names from this module and the ones before it ----------------------
+
+    def _find(self, table: str, name: str) -> object | None:
+        local: dict[str, object] = getattr(self, table)
+        if name in local:
+            return local[name]
+        found = [m for m in reversed(self.visible) if name in getattr(m, table)]
+        if not found:
+            return None
+        preferred = [m for m in found if m.stem in self.use_roots or m.pyname in self.use_roots]
+        result: object = getattr((preferred or found)[0], table)[name]
+        return result
+
+    def gene_info(self, name: str) -> _GeneInfo | None:
+        found = self._find("genes", name)
+        return found if isinstance(found, _GeneInfo) else None
+
+    def enum_info(self, name: str) -> _EnumInfo | None:
+        found = self._find("enums", name)
+        return found if isinstance(found, _EnumInfo) else None
+
+    def const_info(self, name: str) -> _ConstInfo | None:
+        found = self._find("consts", name)
+        return found if isinstance(found, _ConstInfo) else None
+
+    def local(self, obj: _GeneInfo | _EnumInfo | _ConstInfo, name: str, role: str) -> str:
+        """``name`` (of ``obj``, in its home module) as this module calls it: imported
+        (under another name if this module uses that one) when ``obj`` lives elsewhere."""
+        if obj.home is self:
+            return name
+        key = (id(obj), role)
+        if key not in self.imported:
+            alias = self.names.take(name)
+            self.w.use(f".{obj.home.pyname}", name if alias == name else f"{name} as {alias}")
+            self.imported[key] = alias
+        return self.imported[key]
+
+    def cls_of(self, info: _GeneInfo) -> str:
+        return self.local(info, info.cls, "cls")
+
+    def handle_of(self, info: _GeneInfo) -> str:
+        return self.local(info, info.handle, "handle")
+
+    def layout_of(self, info: _GeneInfo) -> str:
+        assert info.layout is not None
+        return self.local(info, info.layout, "layout")
+
+    def enum_cls(self, info: _EnumInfo) -> str:
+        return self.local(info, info.cls, "cls")
+
+    def resolve(self, t: TypeRef) -> TypeRef:
+        return self.ctx.resolve(t)
 
     # -- layouts ------------------------------------------------------------
 
-    def _plan(self, info: _GeneInfo, stack: list[str]) -> bool:
-        """Lay ``info`` out after its parent and nested genes; False when it cannot be."""
-        name = info.gene.name
-        if name in self._state:
-            return self._state[name]
-        if name in stack:
-            info.why = f"it contains itself by value ({' -> '.join([*stack, name])})"
-            return False
-        stack = [*stack, name]
-        ok = self._plan_fields(info, stack)
-        self._state[name] = ok
-        if ok:
-            info.layout = self.names.take(upper_snake(class_name(name)) + "_LAYOUT")
-            self.order.append(info)
-        return ok
-
-    def _plan_fields(self, info: _GeneInfo, stack: list[str]) -> bool:
+    def _steps(self, info: _GeneInfo) -> Iterator[tuple[_GeneInfo | None, str | None, str | None]]:
+        """What laying ``info`` out takes, in order: (a gene that must be laid out first,
+        the error if it cannot, or an immediate error)."""
         gene = info.gene
+        scope = self.package.scope_word
         if gene.type_params:
-            info.why = f"it is generic over {', '.join(gene.type_params)}"
-            return False
+            yield None, None, f"it is generic over {', '.join(gene.type_params)}"
+            return
         taken = {"from_gene"}
         if gene.extends is not None:
-            parent = self.genes.get(gene.extends)
+            parent = self.gene_info(gene.extends)
             if parent is None:
-                info.why = f"its parent gene {gene.extends} is not declared in this file"
-                return False
-            if not self._plan(parent, stack):
-                info.why = info.why or f"its parent gene {gene.extends} has no layout"
-                return False
+                yield None, None, f"its parent gene {gene.extends} is not declared in this {scope}"
+                return
+            yield parent, f"its parent gene {gene.extends} has no layout", None
             info.parent = parent
-            p: _GeneInfo | None = parent
-            while p is not None:
-                taken |= {f[0] for f in p.fields}
-                p = p.parent
+            taken |= {f.py for f in parent.all_fields()}
         fields = Names(taken)
+        path = self.source_name if self.pyname else self.dol.path
         for f in gene.fields:
-            where = f"{self.dol.path}:{f.line}:{f.column}: field {f.name}"
+            where = f"{path}:{f.line}:{f.column}: field {f.name}"
             try:
                 lt = layout_type(f.type, self.ctx)
             except LayoutError as exc:
-                info.why = f"{where}: {exc}"
-                return False
-            py = fields.take(f.name.lstrip("_") or "field")
+                yield None, None, f"{where}: {exc}"
+                return
+            fi = _FieldInfo(f, fields.take(f.name.lstrip("_") or "field"), lt)
             if lt.kind == "gene":
-                nested = self.genes.get(lt.name)
+                nested = self.gene_info(lt.name)
                 if nested is None:
-                    info.why = f"{where}: gene {lt.name} is not declared in this file"
-                    return False
-                if not self._plan(nested, stack):
-                    info.why = info.why or f"{where}: gene {lt.name} has no layout"
-                    return False
-                ann = nested.cls
+                    yield None, None, f"{where}: gene {lt.name} is not declared in this {scope}"
+                    return
+                yield nested, f"{where}: gene {lt.name} has no layout", None
+                fi.nested = nested
             elif lt.kind == "enum" and lt.name:
-                ann = self.enums[lt.name]
+                fi.enum = self.enum_info(lt.name)
+                assert fi.enum is not None
             elif lt.kind == "enum":
-                ann = self.names.take(info.cls + pascal(f.name))
-                info.inline_enums.append((ann, f.name, lt.variants))
+                fi.enum = self._enum_info(
+                    self.names.take(info.cls + pascal(f.name)),
+                    f"The values of {gene.name}.{f.name}.",
+                    [(v, None) for v in lt.variants],
+                )
             else:
-                ann = _FIELD_PY[lt.name]
-            info.fields.append((py, ann, lt))
-        return True
+                text = python_type(f.type, self.ctx)
+                fi.boundary = text if text in _PLAIN else "int"
+            info.fields.append(fi)
 
-    def _all_fields(self, info: _GeneInfo) -> list[tuple[str, str, LayoutType]]:
-        chain: list[_GeneInfo] = []
-        p: _GeneInfo | None = info
-        while p is not None:
-            chain.append(p)
-            p = p.parent
-        return [f for g in reversed(chain) for f in g.fields]
+    def _plan(self, root: _GeneInfo) -> None:
+        """Lay ``root`` out after its parent and nested genes (depth first, no recursion)."""
+        if root.state != _NOT_PLANNED:
+            return
+        frames: list[tuple[_GeneInfo, Iterator[tuple[_GeneInfo | None, str | None, str | None]]]]
+        frames = []
+
+        def enter(info: _GeneInfo) -> None:
+            info.state = _PLANNING
+            frames.append((info, self._steps(info)))
+
+        enter(root)
+        while frames:
+            info, steps = frames[-1]
+            failed = False
+            descended = False
+            for dep, dep_error, error in steps:
+                if error is not None:
+                    info.why = error
+                    failed = True
+                    break
+                assert dep is not None
+                if dep.state == _PLANNED:
+                    if dep.layout is None:
+                        info.why = info.why or dep_error
+                        failed = True
+                        break
+                    continue
+                if dep.state == _PLANNING:
+                    path = [f[0].gene.name for f in frames]
+                    start = path.index(dep.gene.name) if dep.gene.name in path else 0
+                    dep.why = (
+                        "it contains itself by value "
+                        f"({' -> '.join([*path[start:], dep.gene.name])})"
+                    )
+                    info.why = info.why or dep_error
+                    failed = True
+                    break
+                # a gene of this module not planned yet: lay it out first, then resume
+                frames[-1] = (info, _resume(dep, dep_error, steps))
+                enter(dep)
+                descended = True
+                break
+            if descended:
+                continue
+            frames.pop()
+            info.state = _PLANNED
+            if failed:
+                info.fields.clear()
+                continue
+            info.layout = self.names.take(upper_snake(class_name(info.gene.name)) + "_LAYOUT")
+            self.order.append(info)
+
+    # -- defaults, constraints and rules ------------------------------------
+
+    def _kind_of_field(self, fi: _FieldInfo) -> str | None:
+        if fi.enum is not None:
+            return fi.enum.kind
+        return _FIELD_KIND.get(fi.lt.name) if fi.lt.kind == "scalar" else None
+
+    def _kind_of_type(self, t: TypeRef) -> str | None:
+        t = self.resolve(t)
+        if t.args:
+            return None
+        if t.name in INT_TYPES:
+            return "int"
+        if t.name in FLOAT_TYPES:
+            return "float"
+        if t.name in BOOL_TYPES:
+            return "bool"
+        if t.name in STRING_TYPES or t.name in CHAR_TYPES:
+            return "str"
+        enum = self.enum_info(t.name)
+        return enum.kind if enum is not None else None
+
+    def _lookup(
+        self, parts: tuple[str, ...], expected: str | None, fields: dict[str, Expr]
+    ) -> Expr | None:
+        if len(parts) == 2 and parts[0] in ("this", "self"):
+            return fields.get(parts[1])
+        if len(parts) == 1:
+            name = parts[0]
+            if name in fields:
+                return fields[name]
+            const = self.const_info(name)
+            if const is not None and const.expr is not None:
+                return Expr(self.local(const, const.py, "const"), const.expr.kind)
+            enum = self.package.enum_kinds.get(expected or "")
+            if enum is not None:
+                member = enum.member(name)
+                if member is not None:
+                    return Expr(f"{self.enum_cls(enum)}.{member}", enum.kind)
+            return None
+        if len(parts) == 2:
+            enum = self.enum_info(parts[0])
+            if enum is not None:
+                member = enum.member(parts[1])
+                if member is not None:
+                    return Expr(f"{self.enum_cls(enum)}.{member}", enum.kind)
+        return None
+
+    def value(
+        self, text: str, want: str | None, fields: dict[str, Expr] | None = None
+    ) -> Expr | Unsupported:
+        """``text`` as a Python value of kind ``want`` (None: any), or why not."""
+        known = fields or {}
+        result = translate(text, Scope(lambda parts, exp: self._lookup(parts, exp, known), want))
+        if isinstance(result, Unsupported) or want is None:
+            return result
+        if result.kind == want:
+            return result
+        if want == "float" and result.kind == "int":
+            source = result.source
+            if _INT_LITERAL.fullmatch(source):
+                return Expr(source + ".0", "float")
+            return Expr(f"float({source})", "float")
+        shown = result.kind.removeprefix("enum:").rsplit(".", 1)[-1]
+        return Unsupported(f"it is {article(shown).lower()} value, not {want.split('.')[-1]}")
+
+    def _field_extras(self, info: _GeneInfo) -> None:
+        """Defaults (and whether they are keyword-only), validators, rules."""
+        gene = info.gene
+        for fi in info.fields:
+            decl = fi.decl
+            kind = self._kind_of_field(fi)
+            if decl.default is not None:
+                if kind is None:
+                    fi.default_why = "a field of this type has no Python default"
+                else:
+                    got = self.value(decl.default, kind)
+                    if isinstance(got, Expr):
+                        fi.default = got.source
+                    else:
+                        fi.default_why = got.reason
+            if decl.constraint is not None:
+                if kind is None:
+                    fi.validator_why = "a field of this type cannot be checked here"
+                else:
+                    me = {decl.name: Expr("value", kind)}
+                    got = self.value(decl.constraint, "bool", me)
+                    if isinstance(got, Expr):
+                        fi.validator = got.source
+                    else:
+                        fi.validator_why = got.reason
+        # A defaulted field before a field without one is keyword-only, and so is a field
+        # without a default after an inherited positional default (attrs' rule).
+        inherited_default = info.parent is not None and any(
+            f.positional_default for f in info.parent.all_fields()
+        )
+        for i, fi in enumerate(info.fields):
+            if fi.default is not None:
+                fi.kw_only = any(f.default is None for f in info.fields[i + 1 :])
+                inherited_default = inherited_default or not fi.kw_only
+            else:
+                fi.kw_only = inherited_default
+        if gene.rules:
+            fields = {}
+            for f in info.all_fields():
+                kind = self._kind_of_field(f)
+                if kind is not None:
+                    fields[f.decl.name] = Expr(f"self.{f.py}", kind)
+            for rule in gene.rules:
+                got = self.value(rule.text, "bool", fields)
+                label = f"rule {rule.name}" if rule.name else "a rule"
+                if isinstance(got, Expr):
+                    message = f"{gene.name} breaks {label}: {one_line(rule.text)}"
+                    info.rules.append((got.source, message))
+                else:
+                    info.unchecked.append(f"{label}: {one_line(rule.text)} ({got.reason})")
+        info.post_init = bool(info.rules) or (info.parent is not None and info.parent.post_init)
 
     # -- types at the boundary ---------------------------------------------
 
     def py(self, t: TypeRef | None) -> PyType:
         if t is None:
             return NONE
-        t = self.ctx.resolve(t)
+        t = self.resolve(t)
         if is_void(t):
             return NONE
         if t.name == TUPLE:
             items = tuple(self.py(a) for a in t.args)
             return PyType("tuple", f"tuple[{', '.join(i.annotation for i in items)}]", items=items)
-        if not t.args and t.name in self.enums:
-            return PyType("enum", self.enums[t.name])
-        if not t.args and t.name in self.genes:
-            info = self.genes[t.name]
-            if info.layout is not None:
-                return PyType("gene", f"{info.cls} | {info.handle}", handle=info.handle)
-            return PyType("handle", info.handle, handle=info.handle)
+        if not t.args:
+            enum = self.enum_info(t.name)
+            if enum is not None:
+                return PyType("enum", self.enum_cls(enum))
+            info = self.gene_info(t.name)
+            if info is not None:
+                return self.gene_type(info)
         if t.name == INLINE_ENUM:
             return INT
         text = python_type(t, self.ctx)
         return PyType(text, text) if text in _PLAIN else INT
 
+    def gene_type(self, info: _GeneInfo) -> PyType:
+        handle = self.handle_of(info)
+        if info.layout is not None:
+            return PyType("gene", f"{self.cls_of(info)} | {handle}", handle=handle)
+        return PyType("handle", handle, handle=handle)
+
     def result(self, t: TypeRef | None) -> PyType:
-        """A result type: a gene comes back as its handle."""
+        """A result type: a gene comes back as its handle; ``!`` never comes back."""
+        if t is not None and self.resolve(t).name == "!":
+            self.w.use("typing", "NoReturn")
+            self.w.use("vudo_runtime.errors", "VudoError")
+            return NEVER
         ty = self.py(t)
         if ty.kind == "gene":
             return PyType("gene", ty.handle, handle=ty.handle)
@@ -243,47 +619,89 @@ class _DolModule:
         if any(t.kind in ("gene", "handle") for _, t in params):
             self.w.pointer_helper()
 
+    def field_annotation(self, fi: _FieldInfo) -> str:
+        if fi.nested is not None:
+            return self.cls_of(fi.nested)
+        if fi.enum is not None:
+            return self.enum_cls(fi.enum)
+        return _FIELD_PY[fi.lt.name]
+
+    def field_param(self, fi: _FieldInfo) -> PyType:
+        if fi.nested is not None:
+            return self.gene_type(fi.nested)
+        if fi.enum is not None:
+            return PyType("enum", self.enum_cls(fi.enum))
+        return PyType(fi.boundary, fi.boundary) if fi.boundary in _PLAIN else INT
+
     # -- emitting -----------------------------------------------------------
 
     def render(self) -> str:
-        for e in self.dol.enums:
-            self._enum(self.enums[e.name], e.doc, [(v.name, v.doc) for v in e.variants])
+        for enum in self.enums.values():
+            self._enum(enum)
+        self._consts()
         for info in self.order:
-            for cls, field, variants in info.inline_enums:
-                doc = f"The values of {info.gene.name}.{field}."
-                self._enum(cls, doc, [(v, None) for v in variants])
+            for fi in info.fields:
+                if fi.enum is not None and fi.lt.kind == "enum" and not fi.lt.name:
+                    self._enum(fi.enum)
             self._gene(info)
         skipped = [i for i in self.genes.values() if i.layout is None]
         for info in [*self.order, *skipped]:
             self._handle(info)
         self._facade()
         if self.dol.host_imports:
-            host_protocol(
-                self.w,
-                self.host,
-                self.stem,
-                [
-                    (
-                        f.name,
-                        [(p.name, raw_annotation(wasm_types(p.type, self.ctx))) for p in f.params],
-                        raw_annotation(wasm_types(f.returns, self.ctx)),
-                        f.doc,
-                    )
-                    for f in self.dol.host_imports
-                ],
-            )
+            imports = []
+            for f in self.dol.host_imports:
+                params = [(p.name, raw_annotation(wasm_types(p.type, self.ctx))) for p in f.params]
+                doc = f.doc
+                if f.variadic:
+                    note = "Variadic in DOL (``...``): the extra arguments are not typed here."
+                    doc = f"{doc}\n\n{note}" if doc else note
+                result = raw_annotation(wasm_types(f.returns, self.ctx))
+                imports.append((f.name, params, result, doc))
+            host_protocol(self.w, self.host, self.stem, imports)
         return self.w.render()
 
-    def _enum(self, cls: str, doc: str | None, variants: list[tuple[str, str | None]]) -> None:
+    def _enum(self, info: _EnumInfo) -> None:
         self.w.use("enum")
-        body = [f"class {cls}(enum.IntEnum):", *docstring(doc, INDENT)]
+        body = [f"class {info.cls}(enum.IntEnum):", *docstring(info.doc, INDENT)]
         if len(body) > 1:
             body.append("")
-        members = Names({"name", "value", "mro"})
-        for i, (v, vdoc) in enumerate(variants):
+        for i, (_, member, vdoc) in enumerate(info.variants):
             body += comment(vdoc, INDENT)
-            body.append(f"{INDENT}{members.take(v)} = {i}")
+            body.append(f"{INDENT}{member} = {i}")
         self.w.add(body)
+
+    def _const_value(self, info: _ConstInfo) -> None:
+        """Translate a const (the ones before it are done, later ones are unknown yet)."""
+        c = info.const
+        want = self._kind_of_type(c.type) if c.type is not None else None
+        if c.type is not None and want is None:
+            info.why = f"its type {c.type} has no Python value here"
+            return
+        got = self.value(c.value, want)
+        if isinstance(got, Expr):
+            info.expr = got
+        else:
+            info.why = got.reason
+
+    def _consts(self) -> None:
+        body: list[str] = []
+        for info in self.consts.values():
+            c = info.const
+            text = comment(c.doc, "")
+            if info.expr is not None:
+                self.w.use("typing", "Final")
+                line = f"{info.py}: Final = {info.expr.source}"
+                body += [*text, line if len(line) <= LINE_LENGTH else line + "  # noqa: E501"]
+            else:
+                typed = f": {c.type}" if c.type is not None else ""
+                source = f"const {c.name}{typed} = {c.value}"
+                body += [
+                    *text,
+                    *comment(f"{source}  (no Python value: {info.why})", "", "#"),
+                ]
+        if body:
+            self.w.add(body)
 
     def _gene(self, info: _GeneInfo) -> None:
         w = self.w
@@ -292,57 +710,126 @@ class _DolModule:
         w.use("vudo_runtime.layout", "GeneLayout")
         assert info.layout is not None
         specs = []
-        for py, ann, lt in info.fields:
-            if lt.kind == "gene":
-                nested = self.genes[lt.name]
-                spec = nested.layout or ""
-            elif lt.kind == "enum":
-                spec = ann
+        for fi in info.fields:
+            if fi.nested is not None:
+                spec = self.layout_of(fi.nested)
+            elif fi.enum is not None:
+                spec = self.enum_cls(fi.enum)
             else:
-                spec = lit(lt.name)
-            specs.append(f"({lit(py)}, {spec})")
-        args = [lit(info.gene.name)]
-        extends = info.parent.layout if info.parent else None
+                spec = lit(fi.lt.name)
+            specs.append(f"({lit(fi.py)}, {spec})")
+        name = lit(info.gene.name)
+        extends = self.layout_of(info.parent) if info.parent else None
         head = f"{info.layout} = "
         tail = f", extends={extends})" if extends else ")"
-        one = f"GeneLayout.from_fields({args[0]}, [{', '.join(specs)}]{tail}"
+        one = f"GeneLayout.from_fields({name}, [{', '.join(specs)}]{tail}"
         if len(head + one) <= LINE_LENGTH:
             layout_lines = [head + one]
         else:
-            layout_lines = [f"{head}GeneLayout.from_fields(", f"{INDENT}{args[0]},"]
+            layout_lines = [f"{head}GeneLayout.from_fields(", f"{INDENT}{name},"]
             layout_lines += wrap("[", specs, "],", INDENT) if specs else [f"{INDENT}[],"]
             if extends:
                 layout_lines.append(f"{INDENT}extends={extends},")
             layout_lines.append(")")
-        base = f"({info.parent.cls})" if info.parent else ""
-        body = [*layout_lines, "", "", "@attrs.define", f"class {info.cls}{base}:"]
-        body += docstring(info.gene.doc, INDENT)
-        if len(body) > len(layout_lines) + 4:
+        w.add(layout_lines)
+        checks: dict[int, str] = {}
+        for i, fi in enumerate(info.fields):
+            if fi.validator is None:
+                continue
+            fname = self.names.take(f"_check_{info.snake}_{fi.py}")
+            checks[i] = fname
+            ann = self.field_annotation(fi)
+            where = one_line(fi.decl.constraint or "")
+            message = f"{info.gene.name}.{fi.decl.name} must satisfy `{where}`, got "
+            test = f"{INDENT}if not ({fi.validator}):"
+            lines = [
+                *wrap(
+                    f"def {fname}(",
+                    ["instance: object", "attribute: object", f"value: {ann}"],
+                    ") -> None:",
+                    "",
+                ),
+                *docstring(f"``where {where}``, as a validator.", INDENT),
+                test if len(test) <= LINE_LENGTH else test + "  # noqa: E501",
+            ]
+            one = f"{INDENT * 2}raise ValueError({lit(message)} + repr(value))"
+            if len(one) <= LINE_LENGTH:
+                lines.append(one)
+            else:
+                lines.append(f"{INDENT * 2}raise ValueError(")
+                lines += string_lines(message, INDENT * 3, " + repr(value)")
+                lines.append(f"{INDENT * 2})")
+            w.add(lines)
+        base = f"({self.cls_of(info.parent)})" if info.parent else ""
+        body = ["@attrs.define", f"class {info.cls}{base}:"]
+        doc = info.gene.doc
+        if info.unchecked:
+            listed = "\n".join(f"- {u}" for u in info.unchecked)
+            doc = f"{doc}\n\n" if doc else ""
+            doc += f"Not checked by this class:\n\n{listed}"
+        body += docstring(doc, INDENT)
+        if len(body) > 2:
             body.append("")
-        docs = {f.name: f.doc for f in info.gene.fields}
-        for (py, ann, _), f in zip(info.fields, info.gene.fields, strict=True):
-            body += comment(docs.get(f.name), INDENT)
-            body.append(f"{INDENT}{py}: {ann}")
+        for i, fi in enumerate(info.fields):
+            notes = [fi.decl.doc] if fi.decl.doc else []
+            if fi.decl.default is not None and fi.default is None:
+                notes.append(f"DOL default: {one_line(fi.decl.default)} ({fi.default_why})")
+            if fi.decl.constraint is not None and fi.validator is None:
+                notes.append(
+                    f"where {one_line(fi.decl.constraint)} (not checked: {fi.validator_why})"
+                )
+            body += comment("\n".join(notes), INDENT)
+            ann = self.field_annotation(fi)
+            args = []
+            if fi.default is not None:
+                args.append(f"default={fi.default}")
+            if fi.kw_only:
+                args.append("kw_only=True")
+            if i in checks:
+                args.append(f"validator={checks[i]}")
+            if not args:
+                body.append(f"{INDENT}{fi.py}: {ann}")
+            elif args == [f"default={fi.default}"]:
+                line = f"{INDENT}{fi.py}: {ann} = {fi.default}"
+                body.append(line if len(line) <= LINE_LENGTH else line + "  # noqa: E501")
+            else:
+                lines = wrap(f"{fi.py}: {ann} = attrs.field(", args, ")", INDENT)
+                body += [ln if len(ln) <= LINE_LENGTH else ln + "  # noqa: E501" for ln in lines]
         if info.fields:
             body.append("")
         body.append(f"{INDENT}__vudo_layout__: ClassVar[GeneLayout] = {info.layout}")
+        if info.rules:
+            body += ["", f"{INDENT}def __attrs_post_init__(self) -> None:"]
+            body += docstring(f"Checks the rules of {info.gene.name}.", INDENT * 2)
+            if info.parent is not None and info.parent.post_init:
+                body.append(f"{INDENT * 2}super().__attrs_post_init__()")
+            for condition, message in info.rules:
+                line = f"{INDENT * 2}if not ({condition}):"
+                body.append(line if len(line) <= LINE_LENGTH else line + "  # noqa: E501")
+                one = f"{INDENT * 3}raise ValueError({lit(message)})"
+                if len(one) <= LINE_LENGTH:
+                    body.append(one)
+                else:
+                    body.append(f"{INDENT * 3}raise ValueError(")
+                    body += string_lines(message, INDENT * 4)
+                    body.append(f"{INDENT * 3})")
         body += ["", f"{INDENT}@classmethod"]
         body.append(f"{INDENT}def from_gene(cls, fields: dict[str, Any]) -> Self:")
         body += docstring(
             f"{article(info.cls)} from the dict ``MemoryManager.read_gene`` gives.", INDENT * 2
         )
         items = []
-        for py, ann, lt in self._all_fields(info):
-            value = f"fields[{lit(py)}]"
-            if lt.kind == "gene":
-                value = f"{ann}.from_gene({value})"
-            items.append(f"{py}={value}")
+        for fi in info.all_fields():
+            value = f"fields[{lit(fi.py)}]"
+            if fi.nested is not None:
+                value = f"{self.cls_of(fi.nested)}.from_gene({value})"
+            items.append(f"{fi.py}={value}")
         body += wrap("return cls(", items, ")", INDENT * 2)
         w.add(body)
 
     def _handle(self, info: _GeneInfo) -> None:
         gene = info.gene
-        parent = info.parent.handle if info.parent else "GeneHandle"
+        parent = self.handle_of(info.parent) if info.parent else "GeneHandle"
         if info.parent is None:
             self.w.use(FACADE_MODULE, "GeneHandle")
         body = [
@@ -394,13 +881,10 @@ class _DolModule:
             body.append("")
             body += method_lines(names.take(f.name), params, self.result(f.returns), f.name, f.doc)
         for info in self.genes.values():
-            fields = self._all_fields(info) if info.layout is not None else []
+            fields = info.all_fields() if info.layout is not None else []
             if fields:
                 pnames = Names(_BAD_PARAMS | {"allocated"})  # the body calls allocated()
-                ctor = []
-                for (py, ann, lt), field in zip(fields, self._field_refs(info), strict=True):
-                    ty = PyType("enum", ann) if lt.kind == "enum" else self.py(field)
-                    ctor.append((pnames.take(py), ty))
+                ctor = [(pnames.take(fi.py), self.field_param(fi)) for fi in fields]
                 self.uses_genes(ctor)
                 export = f"new_{info.gene.name}"
                 body.append("")
@@ -426,18 +910,34 @@ class _DolModule:
                     )
         self.w.add(body)
 
-    def _field_refs(self, info: _GeneInfo) -> list[TypeRef]:
-        chain: list[_GeneInfo] = []
-        p: _GeneInfo | None = info
-        while p is not None:
-            chain.append(p)
-            p = p.parent
-        return [f.type for g in reversed(chain) for f in g.gene.fields]
+
+def _resume(
+    dep: _GeneInfo,
+    dep_error: str | None,
+    rest: Iterator[tuple[_GeneInfo | None, str | None, str | None]],
+) -> Iterator[tuple[_GeneInfo | None, str | None, str | None]]:
+    """The steps of a gene after ``dep`` is laid out: ``dep`` again (now planned), then
+    the rest."""
+    yield dep, dep_error, None
+    yield from rest
+
+
+def generate_modules(specs: Sequence[ModuleSpec], scope_word: str = "Spirit package") -> list[str]:
+    """The stub modules for ``specs``, in order; each sees the ones before it."""
+    package = _Package(scope_word)
+    out: list[str] = []
+    with gc_paused():
+        for spec in specs:
+            module = _Module(spec, package)
+            package.modules.append(module)
+            out.append(module.render())
+    return out
 
 
 def generate_from_dol(dol_file: DolFile, source_name: str | None = None) -> str:
     """The typed stub module for a parsed DOL file; ``source_name`` goes in its header."""
-    return _DolModule(dol_file, dol_file.path if source_name is None else source_name).render()
+    name = dol_file.path if source_name is None else source_name
+    return generate_modules([ModuleSpec(dol_file, name)], "file")[0]
 
 
 # ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from vudo_runtime.codegen.ast import (
     TypeRef,
     Use,
 )
-from vudo_runtime.codegen.lexer import DOCS_KEYWORDS, Lexer, Token, TokenKind
+from vudo_runtime.codegen.lexer import DOCS_KEYWORDS, Lexer, Token, TokenKind, gc_paused
 from vudo_runtime.errors import DolSyntaxError
 
 #: The reserved words of DOL's declaration level.
@@ -150,8 +150,11 @@ def string_value(literal: str) -> str:
         if e == "u" and body.startswith("{", i + 2):
             close = body.find("}", i + 3)
             digits = body[i + 3 : close] if close > 0 else ""
-            if close > 0 and digits and len(digits) <= 6 and all(
-                d in "0123456789abcdefABCDEF" for d in digits
+            if (
+                close > 0
+                and digits
+                and len(digits) <= 6
+                and all(d in "0123456789abcdefABCDEF" for d in digits)
             ):
                 code = int(digits, 16)
                 out.append(chr(code) if code <= 0x10FFFF else "\ufffd")
@@ -183,7 +186,8 @@ class _Parser:
         self.lx = lexer
         self.file = lexer.file
         self.text = lexer.text
-        self.toks: list[Token] = [lexer.next_token()]
+        self.toks: list[Token] = []
+        lexer.fill(self.toks)
         self.pos = 0
         self.items: list[Item] = []
         self.traits: list[Trait] = []
@@ -210,16 +214,19 @@ class _Parser:
             last = toks[-1]
             if last.kind is _EOF:
                 return last
-            toks.append(self.lx.next_token())
+            self.lx.fill(toks)
         return toks[i]
 
     def advance(self) -> Token:
         """The current token; moves past it (never past EOF)."""
-        tok = self.toks[self.pos]
+        toks = self.toks
+        pos = self.pos
+        tok = toks[pos]
         if tok.kind is not _EOF:
-            self.pos += 1
-            if self.pos == len(self.toks):
-                self.toks.append(self.lx.next_token())
+            pos += 1
+            self.pos = pos
+            if pos == len(toks):
+                self.lx.fill(toks)
         return tok
 
     @property
@@ -227,7 +234,8 @@ class _Parser:
         return self.toks[max(self.pos - 1, 0)]
 
     def at(self, text: str) -> bool:
-        return self.toks[self.pos].is_(text)
+        tok = self.toks[self.pos]
+        return tok.text == text and (tok.kind is _NAME or tok.kind is _PUNCT)
 
     def at_eof(self) -> bool:
         return self.toks[self.pos].kind is _EOF
@@ -277,7 +285,7 @@ class _Parser:
         if closing is None:
             raise self.unclosed(opening, what)
         self.toks.append(closing)
-        self.toks.append(self.lx.next_token())
+        self.lx.fill(self.toks)
         self.pos += 2
         return opening, closing
 
@@ -535,9 +543,17 @@ class _Parser:
             self.advance()
             variants = self.enum_variants("an inline enum")
             result = TypeRef(INLINE_ENUM, variants=tuple(v.name for v in variants))
-        elif tok.kind is _NAME and tok.text in ("fun", "Fn", "sex") and (
-            self.peek().is_("(")
-            or (tok.text == "sex" and self.peek().text in ("fun", "Fn") and self.peek(2).is_("("))
+        elif (
+            tok.kind is _NAME
+            and tok.text in ("fun", "Fn", "sex")
+            and (
+                self.peek().is_("(")
+                or (
+                    tok.text == "sex"
+                    and self.peek().text in ("fun", "Fn")
+                    and self.peek(2).is_("(")
+                )
+            )
         ):
             if tok.text == "sex":
                 self.advance()
@@ -620,12 +636,14 @@ class _Parser:
                 raise self.error("unmatched '}' at top level: there is no open '{' to close")
             if self.at_docs():
                 before = self.toks[self.pos - 1] if self.pos else None
-                adjacent = before is not None and before.is_("}") and tok.line <= before.end_line + 1
+                adjacent = (
+                    before is not None and before.is_("}") and tok.line <= before.end_line + 1
+                )
                 text = self.docs_block()
                 if trailing is not None and (adjacent or tok.text == "exegesis"):
                     trailing.attach(text)
-                elif not seen_decl and not file_docs:
-                    file_docs.append(text)
+                elif not seen_decl and not file_docs and not self.lx.file_doc:
+                    file_docs.append(text)  # the first, before any declaration: the file's
                 elif self.starts_declaration():
                     pending.append(text)
                 elif trailing is not None:
@@ -677,15 +695,11 @@ class _Parser:
                 trailing = self.node_docs(self.traits)
             elif word == "system":
                 kw_tok, name, version, _ = self.construct("system")
-                self.systems.append(
-                    System(name, version, doc, public, kw_tok.line, kw_tok.column)
-                )
+                self.systems.append(System(name, version, doc, public, kw_tok.line, kw_tok.column))
                 trailing = self.node_docs(self.systems)
             elif word in ("rule", "constraint"):
                 kw_tok, name, _, body = self.construct(word)
-                self.rules.append(
-                    Rule(name, body.strip(), doc, public, kw_tok.line, kw_tok.column)
-                )
+                self.rules.append(Rule(name, body.strip(), doc, public, kw_tok.line, kw_tok.column))
                 trailing = self.node_docs(self.rules)
             elif word in _SKIPPED_TOP:
                 self.construct(word)
@@ -789,9 +803,7 @@ class _Parser:
         if not self.at("{"):
             self.skip_statement_line(self.prev)
             if self.spirit is None:
-                self.spirit = SpiritManifest(
-                    name, version, doc=doc, line=kw.line, column=kw.column
-                )
+                self.spirit = SpiritManifest(name, version, doc=doc, line=kw.line, column=kw.column)
             return
         opening = self.advance()
         keys: dict[str, str | tuple[str, ...]] = {}
@@ -982,9 +994,7 @@ class _Parser:
                     rules.append(
                         GeneRule(rule_name, body.strip(), rule_doc, kw_tok.line, kw_tok.column)
                     )
-            elif word and (
-                word == "uses" or (nxt.kind is _NAME and nxt.text in _PREDICATES)
-            ):
+            elif word and (word == "uses" or (nxt.kind is _NAME and nxt.text in _PREDICATES)):
                 self.skip_statement_line(self.advance())
             else:
                 hint = _hint(word, _GENE_WORDS) if word else ""
@@ -1061,9 +1071,7 @@ class _Parser:
             inner_public, inner_sex, _, inner_abi = self.modifiers(docs)
             docs.append(self.tok.doc)
             if not self.at("fun"):
-                raise self.error(
-                    f"expected 'fun' in the extern block, found {self.tok.describe()}"
-                )
+                raise self.error(f"expected 'fun' in the extern block, found {self.tok.describe()}")
             self.add(
                 self.function(
                     _join(*docs),
@@ -1326,7 +1334,8 @@ def parse_dol(text: str, file: str = "<dol>") -> DolFile:
     """
     lexer = Lexer(text, file)
     parser = _Parser(lexer)
-    docs = parser.parse_file()
+    with gc_paused():
+        docs = parser.parse_file()
     doc = _join(lexer.file_docs(), *docs)
     return DolFile(
         path=file,
