@@ -618,3 +618,16 @@ def test_loa_by_builtin_name(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert code == 2
     assert "--loa state" in err
     assert run(capsys, "run", str(path), "f", "--loa", "state") == (0, "1\n", "")
+
+
+def test_codegen_and_inspect_of_a_spirit_package(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    package = Path(__file__).parent / "dol" / "packages" / "cosmos"
+    code, out, _ = run(capsys, "inspect", str(package))
+    assert code == 0 and out.startswith("Spirit cosmos @ 0.9.0")
+    code, out, _ = run(capsys, "codegen", str(package), "-o", str(tmp_path / "cosmos"))
+    assert code == 0 and out.startswith("wrote ")
+    init = (tmp_path / "cosmos" / "__init__.py").read_text()
+    assert "SPIRIT_NAME" in init and "0.9.0" in init
+    compile(init, "__init__.py", "exec")
