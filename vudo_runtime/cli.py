@@ -595,9 +595,7 @@ def describe(path: str) -> dict[str, Any]:
 
     # The runtime's own state exports (added at compile time for resets) are not the
     # module's.
-    exports = {
-        e.name: kind(e.type) for e in module.exports if not e.name.startswith(STATE_PREFIX)
-    }
+    exports = {e.name: kind(e.type) for e in module.exports if not e.name.startswith(STATE_PREFIX)}
     imports = [{"module": i.module, "name": i.name, **kind(i.type)} for i in module.imports]
     genes: dict[str, dict[str, Any]] = {}
     functions = []

@@ -25,8 +25,14 @@ actor.
 **Calls.** ``invoke`` is one actor call that runs ``Seance.invoke`` there (awaiting the
 ObjectRef: the driver's loop is free meanwhile). ``invoke_many`` is the batching: one
 actor call that runs every call of the batch back to back with ``call_sync`` on one of
-the actor's worker threads (its event loop stays free); the cost of crossing is paid
-once per batch instead of once per call.
+the actor's worker threads; the cost of crossing is paid once per batch instead of once
+per call. In an actor every guest call runs on a worker thread, whatever ``mode=`` says
+(a thread hop is ~30 µs, nothing next to an actor call): a guest's send to another
+actor, or its state call, blocks its thread for a round trip, and a blocking
+``ray.get`` on an asyncio actor's event loop can stall Ray's dispatch of that actor's
+other tasks, even those of other concurrency groups (two actors sending to each other
+from their loops stalled until the get timed out in about 1 run in 4 here; see
+ray-project/ray#20475, and Ray's docs: no blocking ``ray.get`` in async actors).
 
 **Messages.** A Spirit's queues live in its actor's bus. Each session's bus there is a
 ``_RoutingBus``: a ``vudo_send`` to a Spirit on the same actor is the local bus's (µs);
@@ -56,6 +62,12 @@ there: the actors return errors as a ``_Failure`` (rebuilt on the driver without
 the class's ``__init__``, whose signature may differ from its ``args``), and any
 ``RayTaskError`` is unwrapped to its cause. A dead actor is a ``SeanceError``.
 
+**Traps in the driver.** ``ray.init`` replaces wasmtime's SIGILL/SIGSEGV handlers in
+the driver with Ray's crash reporter, after which a wasm trap in a *local* Spirit kills
+the process. This module remembers wasmtime's handlers when imported and
+:func:`restore_trap_handlers` puts them back; RayBackend calls it after its own
+``ray.init`` and ``ray.shutdown``, and whoever calls those themselves should too.
+
 **Blocking.** The methods that are synchronous on a local Séance (``send``, ``pending``,
 ``reply``, ``stats``, the ``state`` mapping) are synchronous here too and block the
 calling thread for one actor round trip; ``send_async``, ``pending_async`` and
@@ -65,14 +77,19 @@ calling thread for one actor round trip; ``send_async``, ``pending_async`` and
 from __future__ import annotations
 
 import asyncio
+import bisect
+import concurrent.futures
 import contextlib
+import ctypes
 import functools
 import importlib
 import itertools
 import os
 import pickle
+import signal
 import traceback
 import uuid
+import warnings
 from collections.abc import (
     Callable,
     Coroutine,
@@ -87,12 +104,13 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import attrs
 
+from vudo_runtime.engine import get_engine
 from vudo_runtime.errors import SeanceError, SpiritTimeout, SpiritTrap, VudoError
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
 from vudo_runtime.loas.state import MemoryBackend, StateBackend, StateUsage
-from vudo_runtime.metrics import Recorder, SpiritStats
+from vudo_runtime.metrics import BUCKETS, Recorder, SpiritStats
 from vudo_runtime.module import Source, read_source
-from vudo_runtime.options import CallMode, SpiritOptions
+from vudo_runtime.options import CALL_MODES, CallMode, SpiritOptions
 from vudo_runtime.threads import worker_pool
 
 if TYPE_CHECKING:  # imported where used: vudo_runtime.seance may come to import this module
@@ -103,7 +121,7 @@ if TYPE_CHECKING:  # imported where used: vudo_runtime.seance may come to import
     from vudo_runtime.seance import Ghost, Seance
     from vudo_runtime.signing import TrustPolicy
 
-__all__ = ["RayBackend", "RaySeance", "RayState", "RemoteSpirit"]
+__all__ = ["RayBackend", "RaySeance", "RayState", "RemoteSpirit", "restore_trap_handlers"]
 
 Restart = Literal["never", "on-trap"]
 
@@ -132,6 +150,97 @@ def _ray() -> Any:
                 f"the Ray backend needs Ray, which is not installed here: {_INSTALL}"
             ) from exc
     return _ray_module
+
+
+# ---- wasm trap handlers -------------------------------------------------------------------
+#
+# wasmtime turns guest traps (``unreachable``, an out-of-bounds access...) into SIGILL and
+# SIGSEGV and catches them with process-wide handlers, installed when the first Engine is
+# made. ``ray.init`` installs Ray's crash reporter (abseil's failure signal handler) for
+# the same signals over them, so after it any wasm trap in the driver kills the process
+# ("*** SIGILL received ***") instead of raising SpiritTrap. The actors are not affected
+# (Ray's handler is there before wasmtime's). So this module remembers wasmtime's
+# handlers when it is imported, and puts them back over Ray's after ``ray.init``.
+
+_TRAP_SIGNALS = ("SIGSEGV", "SIGILL", "SIGBUS", "SIGFPE")
+_SIGACTION_SIZE = 512  # more than any platform's struct sigaction
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [
+        ("dli_fname", ctypes.c_char_p),
+        ("dli_fbase", ctypes.c_void_p),
+        ("dli_sname", ctypes.c_char_p),
+        ("dli_saddr", ctypes.c_void_p),
+    ]
+
+
+@functools.cache
+def _libc() -> Any:
+    if os.name != "posix":
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:  # pragma: no cover - a platform without dlopen(NULL)
+        return None
+
+
+def _actions() -> dict[int, tuple[bytes, int, str]]:
+    """Each trap signal's current sigaction (raw), its handler, and the library the
+    handler is in ("" when none: SIG_DFL, SIG_IGN or unknown)."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "sigaction"):
+        return {}
+    found: dict[int, tuple[bytes, int, str]] = {}
+    for name in _TRAP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is None:
+            continue
+        buf = ctypes.create_string_buffer(_SIGACTION_SIZE)
+        if libc.sigaction(int(number), None, buf) != 0:
+            continue
+        handler = ctypes.c_void_p.from_buffer(buf).value or 0  # the first field everywhere
+        where = ""
+        if handler > 1 and hasattr(libc, "dladdr"):  # not SIG_DFL (0) or SIG_IGN (1)
+            info = _DlInfo()
+            if libc.dladdr(ctypes.c_void_p(handler), ctypes.byref(info)) and info.dli_fname:
+                where = os.path.basename(info.dli_fname.decode(errors="replace"))
+        found[int(number)] = (buf.raw, handler, where)
+    return found
+
+
+def _saved_actions() -> dict[int, tuple[bytes, int, str]]:
+    """The trap signals' actions once wasmtime's handlers are surely installed (by making
+    the default Engine): what :func:`restore_trap_handlers` puts back."""
+    with contextlib.suppress(Exception):
+        get_engine()
+    return _actions()
+
+
+_SAVED_ACTIONS = _saved_actions()
+
+
+def restore_trap_handlers() -> bool:
+    """Put back wasmtime's trap handlers where ``ray.init`` (Ray's crash reporter) or
+    ``ray.shutdown`` (which resets them) replaced them; True when wasm traps in this
+    process are caught again.
+
+    :class:`RayBackend` calls it after its own ``ray.init`` and ``ray.shutdown``; call it
+    after yours when local Spirits run in the same process. It needs this module
+    imported before that ``ray.init``; else set ``RAY_DISABLE_FAILURE_SIGNAL_HANDLER=1``
+    in the environment before ``import ray``.
+    """
+    libc = _libc()
+    for sig, (raw, handler, where) in _actions().items():
+        saved = _SAVED_ACTIONS.get(sig)
+        if libc is None or saved is None or raw == saved[0] or "_raylet" in saved[2]:
+            continue
+        if "_raylet" in where or (handler == 0 and saved[1] != 0):  # Ray's, or reset
+            buf = ctypes.create_string_buffer(saved[0], _SIGACTION_SIZE)
+            libc.sigaction(sig, buf, None)
+    now = _actions()
+    wasm = [sig for sig, (_, _, where) in _SAVED_ACTIONS.items() if "wasmtime" in where]
+    return bool(wasm) and all("wasmtime" in now.get(sig, (b"", 0, ""))[2] for sig in wasm)
 
 
 # ---- errors that cross --------------------------------------------------------------------
@@ -431,10 +540,15 @@ class _HubState(StateBackend):
 class _Endpoint:
     """What host actors and the hub share: sessions, and the bus methods (in BUS_GROUP)."""
 
+    role = "actor"
+
     def __init__(self, index: int) -> None:
         self.index = index
-        self.where = f"vudo Ray actor {index} (pid {os.getpid()})"
+        self.where = f"vudo's Ray {self.role} {index} (pid {os.getpid()})"
         self._buses: dict[str, _RoutingBus] = {}
+        # A guest's send to another actor and its state calls block by design (host
+        # functions are synchronous): no "blocking ray.get inside async actor" warning.
+        os.environ.setdefault("RAY_WARN_BLOCKING_GET_INSIDE_ASYNC", "0")
 
     def _bus(self, sid: str) -> _RoutingBus:
         try:
@@ -521,6 +635,22 @@ def _merged(stats: SpiritStats, part: Recorder) -> SpiritStats:
     )
 
 
+def _pack(items: list[Any]) -> bytes | list[Any]:
+    """A batch's arguments or results as one pickle: Ray's serializer takes ~1 µs per item
+    of a list of tuples, pickle ~0.1 µs. What pickle refuses goes as the list itself."""
+    try:
+        return pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return items
+
+
+def _unpack(packed: bytes | list[Any]) -> list[Any]:
+    if isinstance(packed, bytes):
+        items: list[Any] = pickle.loads(packed)  # our own, from this Séance's actors
+        return items
+    return packed
+
+
 def _run_batch(
     spirit: Any,
     fn: str,
@@ -533,30 +663,49 @@ def _run_batch(
 ) -> tuple[int, Exception | None]:
     """Run ``calls[start:]`` on this thread; (index of the first that raised, its error),
     or (len(calls), None). A tuple or list is the arguments of one call, anything else
-    its one argument."""
+    its one argument.
+
+    The calls are timed together (a clock read per call would add a third to a small
+    one): ``record`` counts each, and puts them in the latency bucket of their mean.
+    """
     call = spirit.call_sync
     fuel = spirit.fuel
-    plain = timeout is None and returns is None
+    plain = timeout is None and returns is None and fuel is None
     append = results.append
-    clock = perf_counter
-    for k in range(start, len(calls)):
-        args = calls[k]
-        if type(args) is not tuple:
-            args = tuple(args) if isinstance(args, list) else (args,)
-        began = clock()
-        try:
-            value = call(fn, *args) if plain else call(fn, *args, timeout=timeout, returns=returns)
-        except SpiritTrap as exc:
-            record.record(clock() - began, failed=True, timed_out=isinstance(exc, SpiritTimeout))
-            _count_fuel(spirit, fuel, record)
-            return k, exc
-        except Exception as exc:
-            return k, exc
-        record.record(clock() - began)
-        if fuel is not None:
-            _count_fuel(spirit, fuel, record)
-        append(value)
-    return len(calls), None
+    began = perf_counter()
+    k = start
+    error: Exception | None = None
+    try:
+        for k in range(start, len(calls)):
+            args = calls[k]
+            if type(args) is not tuple:
+                args = tuple(args) if isinstance(args, list) else (args,)
+            if plain:
+                append(call(fn, *args))
+            else:
+                append(call(fn, *args, timeout=timeout, returns=returns))
+                _count_fuel(spirit, fuel, record)
+        k = len(calls)
+    except Exception as exc:
+        error = exc
+    elapsed = perf_counter() - began
+    trapped = isinstance(error, SpiritTrap)
+    if trapped:
+        _count_fuel(spirit, fuel, record)
+    ran = k - start + trapped  # a call refused before it ran (a bad argument) is not counted
+    if ran:
+        _record_batch(record, ran, elapsed, trapped, isinstance(error, SpiritTimeout))
+    return k, error
+
+
+def _record_batch(
+    record: Recorder, calls: int, elapsed: float, trapped: bool, timed_out: bool
+) -> None:
+    record.calls += calls
+    record.total += elapsed
+    record.buckets[bisect.bisect_left(BUCKETS, elapsed / calls)] += calls
+    record.traps += trapped
+    record.timeouts += timed_out
 
 
 def _count_fuel(spirit: Any, fuel: int | None, record: Recorder) -> None:
@@ -567,6 +716,8 @@ def _count_fuel(spirit: Any, fuel: int | None, record: Recorder) -> None:
 
 class _Host(_Endpoint):
     """A host actor: per session a local Séance holding the Spirits placed here."""
+
+    role = "host actor"
 
     def __init__(self, index: int) -> None:
         super().__init__(index)
@@ -640,7 +791,10 @@ class _Host(_Endpoint):
         returns: Any,
     ) -> Any:
         seance = self._session(sid).seance
-        result = await seance.invoke(name, fn, *args, timeout=timeout, mode=mode)
+        # Always on a worker thread (mode is checked on the driver, for parity only): a
+        # guest's send to another actor or its state call blocks its thread, and Ray must
+        # never find this actor's event loop blocked (module docstring, "Blocking").
+        result = await seance.invoke(name, fn, *args, timeout=timeout, mode="thread")
         if returns is not None:
             result = seance[name].read_back(result, returns)
         return result
@@ -651,14 +805,15 @@ class _Host(_Endpoint):
         sid: str,
         name: str,
         fn: str,
-        calls: list[Any],
+        packed: bytes | list[Any],
         timeout: float | None,
         returns: Any,
         return_exceptions: bool,
-    ) -> list[Any]:
+    ) -> bytes | list[Any]:
         session = self._session(sid)
         seance = session.seance
         loop = asyncio.get_running_loop()
+        calls: list[Any] = _unpack(packed)
         results: list[Any] = []
         start = 0
         while True:
@@ -670,7 +825,7 @@ class _Host(_Endpoint):
             )  # fmt: skip
             _absorb(session.batched.setdefault(name, Recorder(reused=False)), record)
             if error is None:
-                return results
+                return _pack(results)
             if isinstance(error, SpiritTrap):
                 seance.failures[name] = error
                 if session.restart.get(name) == "on-trap" and name in seance:
@@ -680,7 +835,7 @@ class _Host(_Endpoint):
             results.append(_Failure.of(error, self.where))
             start += 1
             if start >= len(calls):
-                return results
+                return _pack(results)
 
     @_guarded
     async def stats(self, sid: str) -> dict[str, SpiritStats]:
@@ -708,6 +863,8 @@ _STATE_OPS = frozenset({"get", "set", "delete", "keys", "clear", "usage"})
 
 class _Hub(_Endpoint):
     """The hub actor: each session's state backend and its host-side mailboxes."""
+
+    role = "hub actor"
 
     def __init__(self, index: int) -> None:
         super().__init__(index)
@@ -771,8 +928,25 @@ class _Hub(_Endpoint):
         channel: int,
         timeout: float | None,
     ) -> bytes:
-        message = await self._bus(sid).ask(from_, to, payload, channel, timeout)
+        bus = self._bus(sid)
+
+        def ask() -> Message:  # on a thread of its own: the send blocks (see _Host.invoke)
+            return asyncio.run(bus.ask(from_, to, payload, channel, timeout))
+
+        loop = asyncio.get_running_loop()
+        message = await loop.run_in_executor(_requests_pool(), ask)
         return message.payload
+
+
+_requests: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _requests_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The hub's threads for host requests: each waits for its reply (up to its timeout)."""
+    global _requests
+    if _requests is None:
+        _requests = concurrent.futures.ThreadPoolExecutor(64, "vudo-ray-request")
+    return _requests
 
 
 # ---- the driver -------------------------------------------------------------------------------
@@ -816,6 +990,15 @@ class RayBackend:
                 kwargs["address"] = address
             ray.init(**kwargs)
             self.started_ray = True
+        if not restore_trap_handlers():
+            warnings.warn(
+                "Ray's crash reporter holds SIGILL/SIGSEGV in this process and wasmtime's "
+                "trap handlers could not be put back: a wasm trap in a local Spirit here "
+                "would kill the process. Import vudo_runtime.ray_backend before ray.init, "
+                "or set RAY_DISABLE_FAILURE_SIGNAL_HANDLER=1 before importing ray",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         cpus = float(ray.cluster_resources().get("CPU", 0.0)) or float(actors)
         if cpus_per_actor is None:
             cpus_per_actor = min(1.0, cpus / actors)
@@ -837,6 +1020,12 @@ class RayBackend:
                 f"within {start_timeout:g}s; the cluster has {cpus:g} CPUs in all (others "
                 "may hold them): ask for fewer actors= or cpus_per_actor="
             ) from None
+        except Exception as err:
+            self.close()
+            raise VudoError(
+                f"the Ray actors of this RayBackend could not start: {err} (is vudo-runtime "
+                "installed in the Python environment of Ray's workers?)"
+            ) from err
 
     @property
     def actors(self) -> int:
@@ -861,6 +1050,7 @@ class RayBackend:
                 ray.kill(handle)
         if self.started_ray:
             ray.shutdown()
+            restore_trap_handlers()  # ray.shutdown resets SIGILL and SIGSEGV
 
     def __enter__(self) -> RayBackend:
         return self
@@ -1012,6 +1202,24 @@ def _crossing(options: SpiritOptions) -> SpiritOptions:
     return shipped
 
 
+def _wasm(source: Source, name: str, trust: TrustPolicy | None) -> bytes:
+    """The wasm bytes of ``source``, read (and WAT compiled) here, verified against
+    ``trust`` when given: unverified code never reaches an actor."""
+    from vudo_runtime.signing import verify
+    from vudo_runtime.spirit import is_manifest
+
+    if is_manifest(source):
+        raise SeanceError(
+            f"{os.fspath(source)} is a spirit.toml manifest, whose files are on this "
+            "machine: summon its module on a Ray actor with the options it asks for, or "
+            "load it on a local Seance"
+        )
+    wasm, _, label = read_source(source, name)
+    if trust is not None:
+        verify(wasm, trust, source=label)
+    return wasm
+
+
 class RaySeance:
     """A Séance whose Spirits run on the actors of a :class:`RayBackend`.
 
@@ -1051,7 +1259,12 @@ class RaySeance:
         ref = hub.open.remote(self.session, hosts, namespace, queue_limit, state)
         ns: str = _get(ref, "the Séance")
         refs = [h.open.remote(self.session, hosts, hub, ns, queue_limit, registry) for h in hosts]
-        _get_all(refs, "the Séance")
+        try:
+            _get_all(refs, "the Séance")
+        except BaseException:
+            for handle in [*hosts, hub]:  # what opened closes again
+                handle.close.remote(self.session)
+            raise
         #: The shared state namespace, in the hub actor (``state.of(name)``: a Spirit's own).
         self.state = RayState(self, ns)
         #: Spirits whose last call trapped or timed out, with the error.
@@ -1085,6 +1298,11 @@ class RaySeance:
             method = getattr(self._endpoint(where), name).options(concurrency_group=BUS_GROUP)
             self._methods[key] = method
         return method
+
+    def _check_free(self, names: list[str]) -> None:
+        for n in names:
+            if n in self._placement or n in self._reserved:
+                raise SeanceError(f"a Spirit named {n!r} is already summoned; release it first")
 
     def _actor_of(self, name: str) -> int:
         self._check_open()
@@ -1178,28 +1396,31 @@ class RaySeance:
             "mode": mode, "stdout": stdout, "on_effect": on_effect, "cache": cache,
             "wasi": wasi, "compact": compact, "trust": trust, "policy": policy,
         }  # fmt: skip
-        shipped_options = _crossing(SpiritOptions.of(options, given))  # validated here
+        opts = SpiritOptions.of(options, given)  # validated here, before anything crosses
+        trusted = opts.trust  # verified here: a TrustPolicy holds keys that do not pickle
+        shipped_options = _crossing(attrs.evolve(opts, trust=None))
+        names = [name]
+        if isinstance(source, Ghost):
+            names = [f"{name}.{part}" for part in source.parts]
+        self._check_free(names)
         shipped: bytes | Ghost
         kwargs: dict[str, Any]
         if isinstance(source, Ghost):
-            names = [f"{name}.{part}" for part in source.parts]
             parts = await asyncio.to_thread(
-                lambda: {p: read_source(src, f"{name}.{p}")[0] for p, src in source.parts.items()}
+                lambda: {p: _wasm(src, f"{name}.{p}", trusted) for p, src in source.parts.items()}
             )
             shipped = Ghost(parts=parts, links=source.links, entry=source.entry)
             kwargs = {"loas": shipped_options.loas}
             entry = f"{name}.{source.entry_part}" if source.parts else name
         else:
-            names, entry = [name], name
-            if isinstance(source, bytes) and source[:4] == b"\0asm":
+            entry = name
+            if isinstance(source, bytes) and source[:4] == b"\0asm" and trusted is None:
                 shipped = source
             else:
-                shipped = (await asyncio.to_thread(read_source, source, name))[0]
+                shipped = await asyncio.to_thread(_wasm, source, name, trusted)
             kwargs = {"options": shipped_options, "restart": restart, "links": dict(links or {})}
         self._check_open()
-        for n in names:
-            if n in self._placement or n in self._reserved:
-                raise SeanceError(f"a Spirit named {n!r} is already summoned; release it first")
+        self._check_free(names)  # again: another summon may have taken a name meanwhile
         where = self._choose(name, actor, links or {})
         for n in names:
             self._reserved[n] = where
@@ -1279,6 +1500,8 @@ class RaySeance:
         ``failures``. ``returns=str`` (or bytes, a GeneLayout) reads the returned pointer
         there. Cancelling the awaiting task cancels the call and stops the guest."""
         where = self._actor_of(name)
+        if mode is not None and mode not in CALL_MODES:
+            raise ValueError(f"mode must be 'auto', 'inline' or 'thread', got {mode!r}")
         ref = self.backend.hosts[where].invoke.remote(
             self.session, name, fn, args, timeout, mode, returns
         )
@@ -1310,10 +1533,10 @@ class RaySeance:
         where = self._actor_of(name)
         batch = calls if isinstance(calls, list) else list(calls)
         ref = self.backend.hosts[where].invoke_many.remote(
-            self.session, name, fn, batch, timeout, returns, return_exceptions
+            self.session, name, fn, _pack(batch), timeout, returns, return_exceptions
         )
         try:
-            results: list[Any] = await _wait(ref, repr(name))
+            results: list[Any] = _unpack(await _wait(ref, repr(name)))
         except SpiritTrap as exc:
             self.failures[name] = exc
             raise

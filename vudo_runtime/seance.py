@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from time import perf_counter
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ import wasmtime
 
 from vudo_runtime.cache import CacheOption, compile_module
 from vudo_runtime.engine import EngineSettings
-from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTimeout, SpiritTrap
+from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTimeout, SpiritTrap, VudoError
 from vudo_runtime.instances import Instance
 from vudo_runtime.linking import plan_link
 from vudo_runtime.loa import HostContext
@@ -111,6 +111,13 @@ async def _close(spirit: Spirit) -> None:
 class Seance:
     """A session of Spirits. Use ``async with Seance() as s``."""
 
+    def __new__(cls, *args: Any, backend: Any = None, **kwargs: Any) -> Any:
+        """``Seance(backend=RayBackend(...))`` is a Séance whose Spirits run elsewhere:
+        the backend makes it (``backend.seance(**kwargs)``; see vudo_runtime.ray_backend)."""
+        if backend is not None:
+            return backend.seance(*args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(
         self,
         registry: LoaRegistry | None = None,
@@ -118,6 +125,7 @@ class Seance:
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
         state: StateBackend | None = None,
         namespace: str | None = None,
+        backend: None = None,
     ) -> None:
         self.registry = registry or default_registry()
         self.bus = MessageBus(queue_limit)
@@ -386,6 +394,30 @@ class Seance:
         """What each member did through :meth:`invoke`: calls, traps, timeouts, fuel used,
         whether its instance was a reused one, and a latency histogram."""
         return {name: member.stats.snapshot() for name, member in self._members.items()}
+
+    async def invoke_many(
+        self,
+        name: str,
+        fn: str,
+        calls: Iterable[Any],
+        *,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """``fn`` called once per item of ``calls`` (an argument tuple, or one argument), in
+        order, on member ``name``; with ``return_exceptions`` a failed call's error takes
+        its place instead of ending the batch. One call at a time here; on a Ray backend
+        the whole batch is one actor call."""
+        results: list[Any] = []
+        for args in calls:
+            args = tuple(args) if isinstance(args, tuple | list) else (args,)
+            try:
+                results.append(await self.invoke(name, fn, *args, timeout=timeout))
+            except VudoError as exc:
+                if not return_exceptions:
+                    raise
+                results.append(exc)
+        return results
 
     def _member(self, name: str) -> _Member:
         self._check_open()
