@@ -315,3 +315,27 @@ def test_a_dropped_spirit_is_freed_without_the_garbage_collector(
 
     _no_cycle_holds(used)
     _no_cycle_holds(lambda: Spirit.load_sync(COUNTER.read_bytes()))
+
+
+def test_a_seance_finds_its_manager_again_only_while_nothing_changed() -> None:
+    from vudo_runtime.cache import clear_memory_cache
+
+    wasm = COUNTER.read_bytes()
+
+    async def main() -> None:
+        registry = LoaRegistry()
+        async with Seance(registry) as seance:
+            first = (await seance.summon("c", wasm)).instance.manager
+            await seance.release("c")
+            assert (await seance.summon("c", wasm)).instance.manager is first  # the fast way
+            await seance.release("c")
+            clear_memory_cache()  # as a fresh process: compiled again, a new manager
+            second = (await seance.summon("c", wasm)).instance.manager
+            assert second is not first
+            await seance.release("c")
+            registry.unregister("state")  # the name "state" now means another Loa
+            registry.register(Loa(name="state", provides=lambda ctx: {}))
+            third = (await seance.summon("c", wasm)).instance.manager
+            assert third is not second
+
+    asyncio.run(main())

@@ -17,9 +17,10 @@ import attrs
 import wasmtime
 
 from vudo_runtime.cache import CacheOption, compile_module
+from vudo_runtime.cache import generation as current_generation
 from vudo_runtime.engine import EngineSettings
 from vudo_runtime.errors import SeanceError, SpiritLoadError, SpiritTimeout, SpiritTrap, VudoError
-from vudo_runtime.instances import Instance
+from vudo_runtime.instances import Instance, InstanceManager, pools_open
 from vudo_runtime.linking import plan_link
 from vudo_runtime.loa import HostContext
 from vudo_runtime.loas.messaging import DEFAULT_QUEUE_LIMIT, Message, MessageBus
@@ -94,6 +95,24 @@ class _Member:
     restarting: asyncio.Lock | None = None
 
 
+def _still(manager: InstanceManager, opts: SpiritOptions) -> Callable[[], bool]:
+    """Whether ``manager`` is still the one a load with ``opts`` would find: the manager
+    is open, no pool opened, the in-process cache was not cleared, the registry naming
+    the Loas did not change."""
+    registry = opts.loas if isinstance(opts.loas, LoaRegistry) else opts.registry
+    generation, version = current_generation(), registry.version if registry else 0
+
+    def check() -> bool:
+        return (
+            not manager.closed
+            and not pools_open()
+            and current_generation() == generation
+            and (registry.version if registry else 0) == version
+        )
+
+    return check
+
+
 async def _close(spirit: Spirit) -> None:
     """Close ``spirit``; while a call still holds its Store, wait for it off the event loop."""
     if spirit.closed:
@@ -137,6 +156,9 @@ class Seance:
         #: OpenTelemetry spans for invoke, request and send (see vudo_runtime.metrics).
         self._tracing = _tracing()
         self._options: dict[tuple[Any, ...], SpiritOptions] = {}
+        # The manager a summon with these (cached) options and this very bytes object
+        # drew from, while nothing could have changed it: skips the recipe lookup.
+        self._ready: dict[int, tuple[SpiritOptions, Source, Callable[[], bool], Any]] = {}
         self._dismissed = False
 
     # ---- lifetime --------------------------------------------------------------------------
@@ -210,6 +232,7 @@ class Seance:
             if key is not None:
                 if len(self._options) >= 1024:
                     self._options.clear()
+                    self._ready.clear()
                 self._options[key] = opts
         linked = dict(links or {})
         spirit = await self._load(name, source, opts, linked)
@@ -226,7 +249,12 @@ class Seance:
         self, name: str, source: Source, opts: SpiritOptions, links: Mapping[str, str]
     ) -> Spirit:
         if not links:  # known and cached: cheaper than a thread hop
+            hint = self._ready.get(id(opts))
+            if hint is not None and hint[0] is opts and hint[1] is source and hint[2]():
+                return Spirit._load_sync(source, opts, hint[3])
             if (manager := ready_manager(source, opts)) is not None:
+                if isinstance(source, bytes):  # immutable: the same object, the same module
+                    self._ready[id(opts)] = (opts, source, _still(manager, opts), manager)
                 return Spirit._load_sync(source, opts, manager)
             if (wasm := known_wasm(source, opts.engine)) is not None:
                 return Spirit._load_sync(wasm, opts)
