@@ -231,7 +231,10 @@ def request_stop(address: int, reason: str) -> None:
 
 
 def clear_stop(address: int) -> None:
+    """Forget any stop of the Store at ``address``: asked for, or made and not yet read
+    (a reused instance must not inherit its last user's)."""
     _stops.pop(address, None)
+    _stopped.pop(address, None)
 
 
 def take_stop(address: int) -> str | None:

@@ -167,6 +167,11 @@ class PoolTimeout(VudoError, TimeoutError):
     """No instance became free within the pool's acquire timeout."""
 
 
+def trap_reason(text: str) -> str:
+    """A trap's reason without wasmtime's backtrace (which SpiritTrap carries apart)."""
+    return root_cause(text)[1].removeprefix("wasm trap: ") or "trap"
+
+
 def root_cause(text: str) -> tuple[str, str]:
     """wasmtime's error text as ``(headline, root cause)``: the one parser of its chains.
 

@@ -32,7 +32,7 @@ from vudo_runtime.engine import (
     take_stop,
     watch_store,
 )
-from vudo_runtime.errors import SpiritLoadError, root_cause
+from vudo_runtime.errors import SpiritLoadError, trap_reason
 from vudo_runtime.linking import HostBindings, LinkPlan, link
 from vudo_runtime.loa import HostContext, Loa
 from vudo_runtime.loas.wasi import WasiOptions
@@ -136,7 +136,7 @@ def instantiate(
         what = exc.message if isinstance(exc, wasmtime.Trap) else str(exc)
         if take_stop(address) is not None:
             what = f"its start function ran past the timeout of {timeout}s"
-        reason = root_cause(what)[1].removeprefix("wasm trap: ") or "trap"
+        reason = trap_reason(what)
         if "pooling" in reason or "pooling" in str(cause or ""):
             reason += "; the pooling allocator's slots are exhausted: close unused Spirits or pools"
         raise SpiritLoadError(f"Spirit {name!r} could not be instantiated: {reason}") from (
@@ -203,10 +203,7 @@ class InstanceManager:
         A WASI module's instance gets a WASI state of its own from ``wasi`` (default: no
         arguments, no directories, empty stdin, this process's stdout and stderr).
         """
-        if self.plan.wasi and wasi is None:
-            wasi = _NO_WASI
-        elif not self.plan.wasi:
-            wasi = None
+        wasi = self._wasi_for(wasi)
         if self.warm:
             self._schedule_refill()
         try:
@@ -232,8 +229,7 @@ class InstanceManager:
         wasi: WasiOptions | None = None,
     ) -> Instance:
         """A fresh instance (the first one also gives the snapshot reused ones get back)."""
-        if wasi is None and self.plan.wasi:
-            wasi = _NO_WASI
+        wasi = self._wasi_for(wasi)
         inst = instantiate(
             self.module,
             self.pre,
@@ -251,6 +247,11 @@ class InstanceManager:
             if self._snapshot is None and self.resettable:
                 self._snapshot = self._take_snapshot(inst)
         return inst
+
+    def _wasi_for(self, wasi: WasiOptions | None) -> WasiOptions | None:
+        """The WASI options an instance gets: only a WASI module has any (the defaults
+        when none are given)."""
+        return (wasi or _NO_WASI) if self.plan.wasi else None
 
     def fill(self) -> None:
         """Make instances until ``warm`` are idle (a pool's warm-up, off the event loop)."""

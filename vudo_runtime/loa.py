@@ -13,14 +13,14 @@ import functools
 import inspect
 import typing
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
 from vudo_runtime.engine import time_left
 from vudo_runtime.errors import NoMemoryError, VudoError
-from vudo_runtime.module import Signature
+from vudo_runtime.module import Signature, str_tuple
 from vudo_runtime.threads import running_loop
 
 if TYPE_CHECKING:
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 
 #: Module names under which Loa functions are offered (DOL-ABI.md: imports).
 LOA_MODULES = ("loa", "vudo", "env")
-
-
-def _tuple(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(values)
 
 
 _KINDS = {int: "int", float: "float", bool: "bool", str: "str", bytes: "bytes", type(None): "none"}
@@ -224,7 +220,7 @@ class Loa:
 
     name: str = attrs.field()
     version: str = "1.0.0"
-    capabilities: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    capabilities: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     # Part of equality: linked modules are cached per granted Loas, so two Loas that differ
     # only in their functions must not share a link.
     provides: Callable[[HostContext], Mapping[str, Any]] = attrs.field()

@@ -50,6 +50,7 @@ from typing import Any, Literal
 import attrs
 
 from vudo_runtime.errors import ManifestError, SignatureError
+from vudo_runtime.module import str_tuple
 from vudo_runtime.signing import content_sha256, read_signature
 
 DirMode = Literal["ro", "rw"]
@@ -109,17 +110,13 @@ def _frozen_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(config))
 
 
-def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(values)
-
-
 @attrs.frozen
 class Wasi:
     """The WASI environment a Spirit asks for."""
 
     dirs: tuple[WasiDir, ...] = ()
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_env, hash=False)
-    args: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    args: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
 
 
 @attrs.frozen

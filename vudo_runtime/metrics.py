@@ -76,6 +76,12 @@ class Recorder:
         if timed_out:
             self.timeouts += 1
 
+    def count_fuel(self, spirit: Any, budget: int | None) -> None:
+        """Add what the call just made used of ``budget`` (a Spirit loaded with fuel=)."""
+        if budget is not None and not spirit.closed:
+            with contextlib.suppress(Exception):  # a Store gone meanwhile: nothing to count
+                self.fuel_used += budget - spirit.instance.store.get_fuel()
+
     def snapshot(self) -> SpiritStats:
         return SpiritStats(
             self.calls,

@@ -18,7 +18,8 @@ from vudo_runtime.errors import SpiritLoadError
 Source = str | bytes | bytearray | memoryview | os.PathLike[str]
 
 
-def _tuple(values: Iterable[str]) -> tuple[str, ...]:
+def str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    """A typed ``tuple`` converter for attrs fields of names and types."""
     return tuple(values)
 
 
@@ -29,8 +30,8 @@ class Signature:
     Both the signature of an export and the one a host function declares.
     """
 
-    params: tuple[str, ...] = attrs.field(converter=_tuple)
-    results: tuple[str, ...] = attrs.field(converter=_tuple, default=())
+    params: tuple[str, ...] = attrs.field(converter=str_tuple)
+    results: tuple[str, ...] = attrs.field(converter=str_tuple, default=())
 
     def __str__(self) -> str:
         return f"({', '.join(self.params)}) -> ({', '.join(self.results)})"

@@ -684,14 +684,14 @@ def _run_batch(
                 append(call(fn, *args))
             else:
                 append(call(fn, *args, timeout=timeout, returns=returns))
-                _count_fuel(spirit, fuel, record)
+                record.count_fuel(spirit, fuel)
         k = len(calls)
     except Exception as exc:
         error = exc
     elapsed = perf_counter() - began
     trapped = isinstance(error, SpiritTrap)
     if trapped:
-        _count_fuel(spirit, fuel, record)
+        record.count_fuel(spirit, fuel)
     ran = k - start + trapped  # a call refused before it ran (a bad argument) is not counted
     if ran:
         _record_batch(record, ran, elapsed, trapped, isinstance(error, SpiritTimeout))
@@ -706,12 +706,6 @@ def _record_batch(
     record.buckets[bisect.bisect_left(BUCKETS, elapsed / calls)] += calls
     record.traps += trapped
     record.timeouts += timed_out
-
-
-def _count_fuel(spirit: Any, fuel: int | None, record: Recorder) -> None:
-    if fuel is not None and not spirit.closed:
-        with contextlib.suppress(Exception):
-            record.fuel_used += fuel - spirit.instance.store.get_fuel()
 
 
 class _Host(_Endpoint):

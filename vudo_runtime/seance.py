@@ -8,7 +8,6 @@ Séance can message each other and share a key-value store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from time import perf_counter
 from typing import Any, Literal
@@ -397,7 +396,7 @@ class Seance:
             stats.record(
                 perf_counter() - start, failed=True, timed_out=isinstance(exc, SpiritTimeout)
             )
-            self._count_fuel(spirit, stats)
+            stats.count_fuel(spirit, spirit.fuel)
             if member.restart == "on-trap":
                 # Calls that trapped together restart the Spirit once, not once each.
                 if member.restarting is None:
@@ -409,14 +408,8 @@ class Seance:
             raise
         stats.record(perf_counter() - start)
         if spirit.fuel is not None:
-            self._count_fuel(spirit, stats)
+            stats.count_fuel(spirit, spirit.fuel)
         return result
-
-    @staticmethod
-    def _count_fuel(spirit: Spirit, stats: Recorder) -> None:
-        if spirit.fuel is not None and not spirit.closed:
-            with contextlib.suppress(wasmtime.WasmtimeError, ValueError):
-                stats.fuel_used += spirit.fuel - spirit.instance.store.get_fuel()
 
     def stats(self) -> dict[str, SpiritStats]:
         """What each member did through :meth:`invoke`: calls, traps, timeouts, fuel used,

@@ -37,7 +37,7 @@ from vudo_runtime.errors import (
     SpiritTimeout,
     SpiritTrap,
     VudoError,
-    root_cause,
+    trap_reason,
 )
 from vudo_runtime.instances import (
     Instance,
@@ -575,9 +575,9 @@ class Spirit:
                 f"  {i}: {f.func_name or f'func[{f.func_index}]'} @ 0x{f.module_offset:x}"
                 for i, f in enumerate(exc.frames)
             )
-            message = _trap_message(exc.message)
+            message = trap_reason(exc.message)
         else:  # a host function's trap arrives as an error carrying its text
-            message = _trap_message(str(exc))
+            message = trap_reason(str(exc))
         if self._bindings is not None and (guest := self._bindings.take_message()):
             message = guest
         kw: dict[str, Any] = {"spirit": self.name, "function": fn, "backtrace": frames}
@@ -808,7 +808,7 @@ _recipes: dict[tuple[Any, ...], InstanceManager] = {}
 
 def _recipe_key(source: Source, opts: SpiritOptions) -> tuple[Any, ...] | None:
     src = source_key(source)
-    if src is None or opts.trust is not None or (isinstance(src, tuple) and is_manifest(source)):
+    if src is None or opts.trust is not None:  # (manifests never get here: see callers)
         return None
     registry = opts.registry or default_registry()
     loas = opts.loas
@@ -913,11 +913,6 @@ def ready_manager(source: Source, opts: SpiritOptions) -> InstanceManager | None
     if manager is not None and not manager.closed and (manager.idle or not manager.has_start):
         return manager
     return None
-
-
-def _trap_message(text: str) -> str:
-    """The trap's reason without wasmtime's backtrace (which SpiritTrap carries apart)."""
-    return root_cause(text)[1].removeprefix("wasm trap: ") or "trap"
 
 
 async def load_spirit(

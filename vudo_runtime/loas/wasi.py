@@ -23,6 +23,7 @@ import wasmtime
 from wasmtime import _ffi
 
 from vudo_runtime.loa import HostContext, Loa
+from vudo_runtime.module import str_tuple
 
 #: Import modules WASI preview 1 programs use.
 WASI_MODULES = ("wasi_snapshot_preview1",)
@@ -34,10 +35,6 @@ Stream = str | os.PathLike[str] | Callable[[bytes], Any] | None
 
 def _path(path: str | os.PathLike[str]) -> str:
     return os.fspath(path)
-
-
-def _strs(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(values)
 
 
 @attrs.frozen
@@ -97,7 +94,7 @@ class WasiOptions:
     ``"inherit"`` or None for empty), ``stdout``/``stderr`` (``"inherit"``, a file path, a
     callable taking bytes, or None to discard)."""
 
-    args: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    args: tuple[str, ...] = attrs.field(default=(), converter=str_tuple)
     env: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_env)
     dirs: tuple[Preopen, ...] = attrs.field(default=(), converter=_preopens)
     stdin: bytes | str | os.PathLike[str] | None = attrs.field(default=None, validator=_check_stdin)
