@@ -64,6 +64,46 @@ def to_signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
+#: set/get on the shared namespace, set_own/get_own on the Spirit's own: key and value are
+#: length-prefixed strings (what a str argument becomes); get writes the value at 4 and
+#: its length at 0, so value() reads it back as a length-prefixed string.
+STATE_WAT = b"""
+(module
+  (import "loa" "vudo_state_set" (func $set (param i32 i32 i32 i32) (result i32)))
+  (import "loa" "vudo_state_get" (func $get (param i32 i32 i32 i32) (result i32)))
+  (import "loa" "vudo_state_set_own" (func $set_own (param i32 i32 i32 i32) (result i32)))
+  (import "loa" "vudo_state_get_own" (func $get_own (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1 256)
+  (func (export "set") (param $key i32) (param $val i32) (result i32)
+    (call $set
+      (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
+      (i32.add (local.get $val) (i32.const 4)) (i32.load (local.get $val))))
+  (func (export "set_own") (param $key i32) (param $val i32) (result i32)
+    (call $set_own
+      (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
+      (i32.add (local.get $val) (i32.const 4)) (i32.load (local.get $val))))
+  (func (export "get") (param $key i32) (param $max i32) (result i32)
+    (local $n i32)
+    (local.set $n
+      (call $get
+        (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
+        (i32.const 4) (local.get $max)))
+    (if (i32.ge_s (local.get $n) (i32.const 0))
+      (then (i32.store (i32.const 0) (local.get $n))))
+    (local.get $n))
+  (func (export "get_own") (param $key i32) (param $max i32) (result i32)
+    (local $n i32)
+    (local.set $n
+      (call $get_own
+        (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
+        (i32.const 4) (local.get $max)))
+    (if (i32.ge_s (local.get $n) (i32.const 0))
+      (then (i32.store (i32.const 0) (local.get $n))))
+    (local.get $n))
+  (func (export "value") (result i32) (i32.const 0)))
+"""
+
+
 @pytest.fixture(scope="session")
 def vudo_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("vudo-cache")

@@ -21,7 +21,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from conftest import CALCULATOR, COUNTER, LOOPS, SPIRITS, burn_expected  # noqa: E402
+from conftest import CALCULATOR, COUNTER, LOOPS, SPIRITS, STATE_WAT, burn_expected  # noqa: E402
 
 from vudo_runtime import (  # noqa: E402
     ExportNotFoundError,
@@ -49,29 +49,6 @@ from vudo_runtime.signing import generate_key, sign  # noqa: E402
 
 PINGPONG = SPIRITS / "pingpong.wasm"
 ROOT = Path(__file__).resolve().parent.parent
-
-#: The state Loa: set(key, value) -> 0; get(key, max) -> length, -1 missing, -2 too small;
-#: value() -> the last value read, as a length-prefixed string at address 0.
-STATE_WAT = b"""
-(module
-  (import "loa" "vudo_state_set" (func $set (param i32 i32 i32 i32) (result i32)))
-  (import "loa" "vudo_state_get" (func $get (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1 256)
-  (func (export "set") (param $key i32) (param $val i32) (result i32)
-    (call $set
-      (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
-      (i32.add (local.get $val) (i32.const 4)) (i32.load (local.get $val))))
-  (func (export "get") (param $key i32) (param $max i32) (result i32)
-    (local $n i32)
-    (local.set $n
-      (call $get
-        (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
-        (i32.const 4) (local.get $max)))
-    (if (i32.ge_s (local.get $n) (i32.const 0))
-      (then (i32.store (i32.const 0) (local.get $n))))
-    (local.get $n))
-  (func (export "value") (result i32) (i32.const 0)))
-"""
 
 #: Request/reply: ask(to) requests "ping" from `to` (a DOL string); serve() answers the
 #: next request with "re:" + its payload; collect() -> the next message's reply_to.

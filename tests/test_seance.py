@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CALCULATOR, COUNTER, LOOPS, SPIRITS
+from conftest import CALCULATOR, COUNTER, LOOPS, SPIRITS, STATE_WAT
 
 from vudo_runtime import (
     ExportNotFoundError,
@@ -50,29 +50,6 @@ SPEC_WAT = b"""
   (func (export "recv") (result i32) (call $recv))
   (func (export "pending") (result i32) (call $pending))
   (func (export "free") (param $ptr i32) (call $free (local.get $ptr))))
-"""
-
-#: The state Loa: set(key, value) -> 0; get(key, max) -> length, -1 missing, -2 too small;
-#: value() -> the last value read, as a length-prefixed string at address 0.
-STATE_WAT = b"""
-(module
-  (import "loa" "vudo_state_set" (func $set (param i32 i32 i32 i32) (result i32)))
-  (import "loa" "vudo_state_get" (func $get (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1 256)
-  (func (export "set") (param $key i32) (param $val i32) (result i32)
-    (call $set
-      (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
-      (i32.add (local.get $val) (i32.const 4)) (i32.load (local.get $val))))
-  (func (export "get") (param $key i32) (param $max i32) (result i32)
-    (local $n i32)
-    (local.set $n
-      (call $get
-        (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
-        (i32.const 4) (local.get $max)))
-    (if (i32.ge_s (local.get $n) (i32.const 0))
-      (then (i32.store (i32.const 0) (local.get $n))))
-    (local.get $n))
-  (func (export "value") (result i32) (i32.const 0)))
 """
 
 #: Imports "add" from module "math": met by calculator.wasm through a link.

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import STATE_WAT
 
 from vudo_runtime import Seance, VudoError, load_spirit
 from vudo_runtime.errors import StateQuotaError
@@ -39,45 +40,6 @@ from vudo_runtime.loas.state import (
     StateBackend,
     StateUsage,
 )
-
-#: set/get on the shared namespace, set_own/get_own on the Spirit's own: key and value are
-#: length-prefixed strings (what a str argument becomes); get writes the value at 4 and
-#: its length at 0, so value() reads it back as a length-prefixed string.
-STATE_WAT = b"""
-(module
-  (import "loa" "vudo_state_set" (func $set (param i32 i32 i32 i32) (result i32)))
-  (import "loa" "vudo_state_get" (func $get (param i32 i32 i32 i32) (result i32)))
-  (import "loa" "vudo_state_set_own" (func $set_own (param i32 i32 i32 i32) (result i32)))
-  (import "loa" "vudo_state_get_own" (func $get_own (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1 256)
-  (func (export "set") (param $key i32) (param $val i32) (result i32)
-    (call $set
-      (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
-      (i32.add (local.get $val) (i32.const 4)) (i32.load (local.get $val))))
-  (func (export "set_own") (param $key i32) (param $val i32) (result i32)
-    (call $set_own
-      (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
-      (i32.add (local.get $val) (i32.const 4)) (i32.load (local.get $val))))
-  (func (export "get") (param $key i32) (param $max i32) (result i32)
-    (local $n i32)
-    (local.set $n
-      (call $get
-        (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
-        (i32.const 4) (local.get $max)))
-    (if (i32.ge_s (local.get $n) (i32.const 0))
-      (then (i32.store (i32.const 0) (local.get $n))))
-    (local.get $n))
-  (func (export "get_own") (param $key i32) (param $max i32) (result i32)
-    (local $n i32)
-    (local.set $n
-      (call $get_own
-        (i32.add (local.get $key) (i32.const 4)) (i32.load (local.get $key))
-        (i32.const 4) (local.get $max)))
-    (if (i32.ge_s (local.get $n) (i32.const 0))
-      (then (i32.store (i32.const 0) (local.get $n))))
-    (local.get $n))
-  (func (export "value") (result i32) (i32.const 0)))
-"""
 
 ROOT = Path(__file__).resolve().parent.parent
 
