@@ -317,14 +317,7 @@ def make_docs(size: int) -> str:
 
 def make_enum(size: int) -> str:
     """One enum of about ``size`` characters (``enum Element { Element0, ... }``)."""
-    parts = ["enum Element {\n"]
-    total, i = 0, 0
-    while total < size:
-        line = f"    Element{i},\n"
-        parts.append(line)
-        total += len(line)
-        i += 1
-    return "".join(parts) + "}\n"
+    return _repeat("    Element{i},\n", size, "enum Element {\n", "}\n")
 
 
 #: (row name, input maker, size with --quick, size without).
@@ -444,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"before ({args.before}): not measured: {before}")
         else:
             runs["before"] = before
-    runs["after"] = dict(measure_cases(sizes, repeat))
+    runs["after"] = measure_cases(sizes, repeat)
     print(f"{'case':9} {'code':7} {'step':9} {'median':>9} {'p25..p75':>19} {'µs/char':>8}")
     medians: dict[tuple[str, str, str], float] = {}
     for name, text in texts.items():
