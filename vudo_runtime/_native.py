@@ -437,7 +437,12 @@ def state_resetter(
         return reset_public
 
     ctx = store._context()
-    mems = [(ctypes.byref(m._memory), image, len(image)) for m, image in memories]
+    # A memory's base moves only when it grows, and a grown memory is never reset: read
+    # each base once, and its size (the check that it did not grow) on every reset.
+    mems = [
+        (ctypes.byref(m._memory), _MEM_DATA(ctx, ctypes.byref(m._memory)), image, len(image))
+        for m, image in memories
+    ]
     raws: list[tuple[Any, Any, Any]] = []
     for g, value in globals_:
         raw = wasmtime.Val._convert_to_raw(store, g.type(store).content, value)
@@ -449,12 +454,13 @@ def state_resetter(
         else:
             raws.append((g, raw, ctypes.byref(g._global)))
     keep = (store, memories, globals_)
+    memmove = ctypes.memmove
 
     def reset() -> bool:
-        for ref, image, size in mems:
+        for ref, base, image, size in mems:
             if _MEM_SIZE(ctx, ref) != size:
                 return False
-            ctypes.memmove(_MEM_DATA(ctx, ref), image, size)
+            memmove(base, image, size)
         for g, raw, ref in raws:
             if ref is None:
                 g.set_value(store, raw)

@@ -211,8 +211,8 @@ class Seance:
         # A name summoned again with the same options reuses their object (building one
         # costs more than the rest of a summon of a known Spirit).
         key: tuple[Any, ...] | None
-        key = (name, options, loas, timeout, fuel, max_memory, mode, stdout, on_effect, cache)
-        key += (wasi, compact, trust, policy)
+        key = (name, options, loas, timeout, fuel, max_memory, mode, stdout, on_effect, cache,
+               wasi, compact, trust, policy)  # fmt: skip
         opts: SpiritOptions | None
         try:
             opts = self._options.get(key)

@@ -116,8 +116,8 @@ class Spirit:
         self._address = instance.address  # keys its call deadline
         self._instance = instance.instance
         bindings = self._bindings = instance.bindings
-        self.timeout: float | None = None
-        self.fuel: int | None = None
+        self.timeout: float | None
+        self.fuel: int | None
         self.mode: CallMode = mode
         # Spirits sharing a Store (a Ghost) share its lock: one thread in a Store at a time.
         self._lock = instance.lock
@@ -136,8 +136,10 @@ class Spirit:
         #: The spirit.toml it was loaded from (its ``config`` values, grants and limits).
         self.manifest: Manifest | None = None
         # Spirits importing async host functions must run off the event loop thread.
-        self._needs_thread = bindings is not None and bindings.has_async
-        self.configure(timeout=timeout, fuel=fuel, mode=mode)
+        self._needs_thread = needs_thread = bindings is not None and bindings.has_async
+        # What configure() sets, inline: no exports are bound yet (summons are hot).
+        self.timeout, self.fuel = timeout, fuel
+        self._plain = timeout is None and fuel is None and not needs_thread
         if bindings is not None:
             bindings.context.attach(self)
 
@@ -774,9 +776,7 @@ class Spirit:
             memory, self._memory = self._memory, None
             inst = self._inst
             if memory is not None:
-                if getattr(
-                    memory, "exposed", True
-                ):  # TEMP a view handed out would see the next user's memory
+                if memory.exposed:  # a view handed out would see the next user's memory
                     inst.clean = False
                 memory.close()  # later memory access raises; old views stay safe
             if inst.manager is not None:
