@@ -99,30 +99,37 @@ def _still(manager: InstanceManager, opts: SpiritOptions) -> Callable[[], bool]:
     is open, no pool opened, the in-process cache was not cleared, the registry naming
     the Loas did not change."""
     registry = opts.loas if isinstance(opts.loas, LoaRegistry) else opts.registry
-    generation, version = current_generation(), registry.version if registry else 0
+    generation = current_generation()
+    version = registry.version if registry is not None else 0
 
     def check() -> bool:
         return (
             not manager.closed
             and not pools_open()
             and current_generation() == generation
-            and (registry.version if registry else 0) == version
+            and (registry.version if registry is not None else 0) == version
         )
 
     return check
 
 
+def _close_now(spirit: Spirit) -> bool:
+    """Close ``spirit`` unless a call still holds its Store (then False: nothing done)."""
+    if spirit.closed:
+        return True
+    lock = spirit.instance.lock
+    if not lock.acquire(blocking=False):
+        return False
+    try:
+        spirit.close()
+    finally:
+        lock.release()
+    return True
+
+
 async def _close(spirit: Spirit) -> None:
     """Close ``spirit``; while a call still holds its Store, wait for it off the event loop."""
-    if spirit.closed:
-        return
-    lock = spirit.instance.lock
-    if lock.acquire(blocking=False):
-        try:
-            spirit.close()
-        finally:
-            lock.release()
-    else:
+    if not _close_now(spirit):
         await asyncio.get_running_loop().run_in_executor(worker_pool(), spirit.close)
 
 
@@ -233,8 +240,10 @@ class Seance:
                     self._options.clear()
                     self._ready.clear()
                 self._options[key] = opts
-        linked = dict(links or {})
-        spirit = await self._load(name, source, opts, linked)
+        linked = dict(links) if links else {}
+        spirit = self._load_ready(source, opts) if not linked else None
+        if spirit is None:
+            spirit = await self._load(name, source, opts, linked)
         if name in self._members or self._dismissed:  # lost a race with another summon
             await _close(spirit)
             self._check_open()
@@ -244,19 +253,25 @@ class Seance:
         self.bus.join(name)
         return spirit
 
+    def _load_ready(self, source: Source, opts: SpiritOptions) -> Spirit | None:
+        """The Spirit, loaded on this thread when it is known and cached (cheaper than a
+        thread hop); None when loading it needs the worker thread."""
+        hint = self._ready.get(id(opts))
+        if hint is not None and hint[0] is opts and hint[1] is source and hint[2]():
+            return Spirit._load_sync(source, opts, hint[3])
+        if (manager := ready_manager(source, opts)) is not None:
+            if isinstance(source, bytes):  # immutable: the same object, the same module
+                self._ready[id(opts)] = (opts, source, _still(manager, opts), manager)
+            return Spirit._load_sync(source, opts, manager)
+        if (wasm := known_wasm(source, opts.engine)) is not None:
+            return Spirit._load_sync(wasm, opts)
+        return None
+
     async def _load(
         self, name: str, source: Source, opts: SpiritOptions, links: Mapping[str, str]
     ) -> Spirit:
-        if not links:  # known and cached: cheaper than a thread hop
-            hint = self._ready.get(id(opts))
-            if hint is not None and hint[0] is opts and hint[1] is source and hint[2]():
-                return Spirit._load_sync(source, opts, hint[3])
-            if (manager := ready_manager(source, opts)) is not None:
-                if isinstance(source, bytes):  # immutable: the same object, the same module
-                    self._ready[id(opts)] = (opts, source, _still(manager, opts), manager)
-                return Spirit._load_sync(source, opts, manager)
-            if (wasm := known_wasm(source, opts.engine)) is not None:
-                return Spirit._load_sync(wasm, opts)
+        if not links and (spirit := self._load_ready(source, opts)) is not None:
+            return spirit
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             worker_pool(), lambda: self._load_sync(name, source, opts, links)
@@ -340,7 +355,8 @@ class Seance:
         del self._members[name]
         self.bus.leave(name)
         self.failures.pop(name, None)
-        await _close(member.spirit)
+        if not _close_now(member.spirit):
+            await _close(member.spirit)
 
     def state_of(self, name: str) -> SharedState:
         """Spirit ``name``'s own state namespace (what its vudo_state_*_own functions use)."""

@@ -195,7 +195,7 @@ class Spirit:
     ) -> Spirit:
         """Load with ``manager`` (from :func:`ready_manager`) or the one ``source`` needs."""
         manifest = None
-        if is_manifest(source):
+        if not isinstance(source, bytes) and is_manifest(source):
             source, opts, manifest = _from_manifest(source, opts)
         if manager is None:
             manager, key = (None, None) if pools_open() else _lookup(source, opts)
